@@ -1,0 +1,85 @@
+"""Fetch an image's artifacts on the host, into its build context.
+
+Builds never download over HTTPS themselves: the host's package clients already know the
+machine's mirrors, proxies and CA bundle (and cache what they fetch), while a container on
+these machines would fail TLS. Each fetch kind is one ordinary client call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from k2.stack._proc import run, tail
+
+FETCH_TIMEOUT_S = 1800
+
+
+class FetchError(Exception):
+    """A fetch step failed; the message names the artifact."""
+
+
+@dataclass(frozen=True)
+class FetchStep:
+    """One `[[fetch]]` entry of an `image.toml`."""
+
+    kind: str
+    dest: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, raw: dict[str, Any]) -> FetchStep:
+        """Validate a raw table, so a typo fails before any download starts."""
+        kind = raw.get("kind")
+        if kind not in _FETCHERS:
+            raise ValueError(f"unknown fetch kind {kind!r} (known: {', '.join(_FETCHERS)})")
+        dest = raw.get("dest")
+        if not isinstance(dest, str) or not dest or Path(dest).is_absolute() or ".." in dest:
+            raise ValueError(f"fetch dest must be a relative path inside the context: {dest!r}")
+        options = {k: v for k, v in raw.items() if k not in ("kind", "dest")}
+        missing = [key for key in _REQUIRED[kind] if key not in options]
+        if missing:
+            raise ValueError(f"fetch kind {kind!r} needs {', '.join(missing)}")
+        return cls(kind=kind, dest=dest, options=options)
+
+    def describe(self) -> str:
+        """What is fetched, as a user would name it."""
+        if self.kind == "go":
+            return f"go module {self.options['package']}@{self.options['version']}"
+        return f"maven dependencies of {self.options['pom']}"
+
+    def run(self, context: Path) -> None:
+        """Fetch into `context / dest`."""
+        _FETCHERS[self.kind](self, context)
+
+
+def _maven(step: FetchStep, context: Path) -> None:
+    pom = context / str(step.options["pom"])
+    args = [
+        "mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+        f"-DoutputDirectory={context / step.dest}", "-DincludeScope=runtime",
+    ]
+    if step.options.get("exclude_transitive"):
+        args.append("-DexcludeTransitive=true")
+    proc = run(args, timeout=FETCH_TIMEOUT_S)
+    if proc.returncode != 0:
+        output = proc.stdout + proc.stderr
+        missing = re.search(r"Could not (?:find|resolve|transfer) artifact (\S+)", output)
+        what = missing.group(1) if missing else step.describe()
+        raise FetchError(f"maven could not fetch {what}:\n{tail(output, 8)}")
+
+
+def _go(step: FetchStep, context: Path) -> None:
+    target = f"{step.options['package']}@{step.options['version']}"
+    flags = [str(flag) for flag in step.options.get("flags", [])]
+    env = {**os.environ, "GOBIN": str(context / step.dest), "CGO_ENABLED": "0"}
+    proc = run(["go", "install", *flags, target], timeout=FETCH_TIMEOUT_S, env=env)
+    if proc.returncode != 0:
+        raise FetchError(f"go install {target} failed:\n{tail(proc.stderr + proc.stdout, 8)}")
+
+
+_FETCHERS = {"maven": _maven, "go": _go}
+_REQUIRED = {"maven": ("pom",), "go": ("package", "version")}

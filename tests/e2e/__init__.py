@@ -1,0 +1,1 @@
+"""E2E tests against a real docker compose stack."""

@@ -1,0 +1,213 @@
+"""Smoke tests of the minimal stack: real bytes through Kafka, the registry, Iceberg and MinIO."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from pyarrow import fs
+from pyiceberg.catalog import Catalog, load_catalog
+
+from tests.e2e.utils.compose_project import ComposeProject
+
+pytestmark = pytest.mark.e2e
+
+SMOKE_SCHEMA = """
+{"type": "record", "name": "SmokeTrade", "namespace": "com.k2.smoke", "fields": [
+  {"name": "symbol", "type": "string"},
+  {"name": "price", "type": {"type": "bytes", "logicalType": "decimal",
+                              "precision": 18, "scale": 8}},
+  {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}}
+]}
+"""
+CONSUME_DEADLINE_S = 60.0
+
+
+def _registry_url(stack: ComposeProject) -> str:
+    return f"http://127.0.0.1:{stack.host_port('schema-registry', 8080)}/apis/ccompat/v7"
+
+
+def _bootstrap(stack: ComposeProject) -> str:
+    return f"127.0.0.1:{stack.host_port('kafka', 9094)}"
+
+
+def _records(count: int) -> list[dict[str, Any]]:
+    base = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    return [
+        {
+            "symbol": ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3],
+            "price": Decimal(f"{40000 + i}.{i:08d}"),
+            "timestamp": base.replace(microsecond=(base.microsecond + i) % 1_000_000),
+        }
+        for i in range(count)
+    ]
+
+
+def _roundtrip_avro(stack: ComposeProject, count: int) -> None:
+    """Register, produce `count` Avro records from the host, consume them back intact."""
+    topic = f"smoke.{uuid.uuid4().hex[:8]}"
+    registry = SchemaRegistryClient({"url": _registry_url(stack)})
+    serializer = AvroSerializer(registry, SMOKE_SCHEMA)
+    deserializer = AvroDeserializer(registry)
+    sent = _records(count)
+
+    producer = Producer({"bootstrap.servers": _bootstrap(stack), "enable.idempotence": True})
+    delivery_errors: list[str] = []
+    for record in sent:
+        value = serializer(record, SerializationContext(topic, MessageField.VALUE))
+        producer.produce(
+            topic,
+            key=record["symbol"].encode(),
+            value=value,
+            on_delivery=lambda err, _msg: err and delivery_errors.append(str(err)),
+        )
+    assert producer.flush(30) == 0, "producer could not deliver within 30 s"
+    assert not delivery_errors
+
+    schema_id = registry.get_latest_version(f"{topic}-value").schema_id
+    assert registry.get_schema(schema_id).schema_str is not None
+
+    consumer = Consumer({
+        "bootstrap.servers": _bootstrap(stack),
+        "group.id": f"smoke-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+    })
+    consumer.subscribe([topic])
+    received: list[dict[str, Any]] = []
+    deadline = time.monotonic() + CONSUME_DEADLINE_S
+    try:
+        while len(received) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            received.append(
+                deserializer(msg.value(), SerializationContext(topic, MessageField.VALUE))
+            )
+    finally:
+        consumer.close()
+    assert len(received) == count, (
+        f"consumed {len(received)} of {count} records from {topic} within "
+        f"{CONSUME_DEADLINE_S:.0f}s; last: {received[-1:]}"
+    )
+    key = lambda r: (r["timestamp"], r["symbol"])  # noqa: E731
+    assert sorted(received, key=key) == sorted(sent, key=key)
+
+
+def test_avro_roundtrip_through_registry_and_kafka(minimal_stack: ComposeProject) -> None:
+    _roundtrip_avro(minimal_stack, count=300)
+
+
+def _catalog(stack: ComposeProject) -> Catalog:
+    s3 = stack.service_env("minio")
+    return load_catalog(
+        "k2",
+        type="rest",
+        uri=f"http://127.0.0.1:{stack.host_port('iceberg-rest', 8181)}",
+        **{
+            "s3.endpoint": f"http://127.0.0.1:{stack.host_port('minio', 9000)}",
+            "s3.access-key-id": s3["MINIO_ROOT_USER"],
+            "s3.secret-access-key": s3["MINIO_ROOT_PASSWORD"],
+            "s3.region": stack.service_env("iceberg-rest")["AWS_REGION"],
+        },
+    )
+
+
+def _minio_keys(stack: ComposeProject, prefix: str) -> set[str]:
+    s3 = stack.service_env("minio")
+    minio = fs.S3FileSystem(
+        access_key=s3["MINIO_ROOT_USER"],
+        secret_key=s3["MINIO_ROOT_PASSWORD"],
+        endpoint_override=f"127.0.0.1:{stack.host_port('minio', 9000)}",
+        scheme="http",
+        region=stack.service_env("iceberg-rest")["AWS_REGION"],
+    )
+    infos = minio.get_file_info(fs.FileSelector(prefix, recursive=True))
+    return {info.path for info in infos if info.type == fs.FileType.File}
+
+
+def _catalog_rows(stack: ComposeProject, namespace: str) -> list[list[str]]:
+    pg = stack.service_env("postgres")
+    sql = (
+        "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
+        f"WHERE table_namespace = '{namespace}'"
+    )
+    out = stack.docker.compose.execute(
+        "postgres",
+        ["psql", "-U", pg["POSTGRES_USER"], "-d", pg["POSTGRES_DB"], "-At", "-F", "|", "-c", sql],
+        tty=False,
+    )
+    assert isinstance(out, str)
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
+    minimal_stack: ComposeProject,
+) -> None:
+    namespace = f"smoke_{uuid.uuid4().hex[:8]}"
+    catalog = _catalog(minimal_stack)
+    catalog.create_namespace(namespace)
+    rows = pa.table({
+        "symbol": pa.array(["BTCUSDT", "ETHUSDT", "BTCUSDT"]),
+        "price": pa.array(
+            [Decimal("43000.12345678"), Decimal("2300.00000001"), Decimal("0.00000001")],
+            type=pa.decimal128(18, 8),
+        ),
+        "timestamp": pa.array(
+            [datetime(2026, 1, 1, 0, 0, 0, i, tzinfo=UTC) for i in (1, 2, 3)],
+            type=pa.timestamp("us", tz="UTC"),
+        ),
+    })
+    table = catalog.create_table(f"{namespace}.trades", schema=rows.schema)
+    table.append(rows)
+
+    read_back = catalog.load_table(f"{namespace}.trades").scan().to_arrow()
+    assert read_back.sort_by("timestamp").to_pylist() == rows.to_pylist()
+
+    location = table.metadata.location.removeprefix("s3://")
+    keys = _minio_keys(minimal_stack, location)
+    data_files = {
+        task.file.file_path.removeprefix("s3://") for task in table.scan().plan_files()
+    }
+    assert data_files, "the append produced no data file"
+    assert data_files <= keys, f"data files missing from MinIO: {data_files - keys}"
+    assert any(key.endswith(".metadata.json") for key in keys)
+
+    catalog_rows = _catalog_rows(minimal_stack, namespace)
+    assert catalog_rows == [[namespace, "trades", table.metadata_location]]
+
+
+def test_second_stack_runs_beside_the_first(
+    minimal_stack: ComposeProject, stack_env_dir: Path
+) -> None:
+    twin = ComposeProject.create(
+        minimal_stack.root, f"{minimal_stack.name}-twin", minimal_stack.profiles, stack_env_dir
+    )
+    try:
+        twin.up()
+        for stack in (minimal_stack, twin):
+            states = {c.name: c.state.health.status if c.state.health else c.state.status
+                      for c in stack.docker.compose.ps(all=True)}
+            unhealthy = {name: s for name, s in states.items()
+                         if s not in ("healthy", "exited")}
+            assert not unhealthy, f"{stack.name}: {unhealthy}"
+        published = minimal_stack.published()
+        assert len(published) >= 5
+        first_ports = {minimal_stack.host_port(s, p) for s, p in published}
+        twin_ports = {twin.host_port(s, p) for s, p in published}
+        assert not first_ports & twin_ports
+        _roundtrip_avro(twin, count=20)
+    finally:
+        twin.down()
+    assert not twin.docker.compose.ps(all=True)
+

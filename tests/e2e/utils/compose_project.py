@@ -1,0 +1,105 @@
+"""One compose project of the K2 stack: which files, name, profiles and variables it runs with.
+
+The compose files are the source of truth for services, ports and credentials; this module
+only says which project to ask and reads the answers from `docker compose config` and
+`docker compose port`.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+
+COMPOSE_FILES = ("docker-compose.v1.yml", "docker-compose.e2e.override.yml")
+# Kafka's host port is picked before `up` (the broker must advertise it). Pick it below the
+# kernel's and Docker's ephemeral range, so no ephemeral port handed out meanwhile takes it.
+_PICK_RANGE = (20000, 32767)
+
+
+def free_loopback_port(rng: random.Random | None = None, attempts: int = 200) -> int:
+    """A port that 127.0.0.1 can bind right now, from outside the ephemeral range."""
+    rng = rng or random.Random()
+    for _ in range(attempts):
+        port = rng.randint(*_PICK_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {_PICK_RANGE} after {attempts} tries")
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    """A named compose project over the repo's compose files, with its own variables file."""
+
+    root: Path
+    name: str
+    profiles: tuple[str, ...]
+    env_file: Path
+
+    @classmethod
+    def create(
+        cls, root: Path, name: str, profiles: tuple[str, ...], env_dir: Path
+    ) -> ComposeProject:
+        """Write the project's variables (its Kafka host port) and describe it."""
+        env_file = env_dir / f"{name}.env"
+        env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
+        return cls(root=root, name=name, profiles=profiles, env_file=env_file)
+
+    @property
+    def compose_files(self) -> list[Path]:
+        """Absolute paths of the compose files, base first."""
+        return [self.root / name for name in COMPOSE_FILES]
+
+    @functools.cached_property
+    def docker(self) -> DockerClient:
+        """A python-on-whales client bound to this project."""
+        return DockerClient(
+            compose_files=self.compose_files,
+            compose_project_name=self.name,
+            compose_profiles=list(self.profiles),
+            compose_env_files=[self.env_file],
+            compose_project_directory=self.root,
+        )
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        """The resolved compose model (`docker compose config`), as the engine will see it."""
+        model: dict[str, Any] = self.docker.compose.config(return_json=True)
+        return model
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """A service's resolved environment: where tests read credentials from."""
+        env: dict[str, str] = self.config["services"][service].get("environment") or {}
+        return env
+
+    def published(self) -> list[tuple[str, int]]:
+        """(service, container port) of every port the active profiles publish."""
+        return [
+            (service, int(port["target"]))
+            for service, spec in sorted(self.config["services"].items())
+            for port in spec.get("ports") or []
+        ]
+
+    def host_port(self, service: str, container_port: int) -> int:
+        """The loopback port published for a service's container port."""
+        answer = self.docker.compose.port(service, container_port)
+        if not answer or answer[1] is None:
+            raise LookupError(f"{service}:{container_port} is not published in {self.name}")
+        return int(answer[1])
+
+    def up(self) -> None:
+        """Start the profiles' services and wait until every one is healthy."""
+        self.docker.compose.up(detach=True, wait=True, quiet=True)
+
+    def down(self) -> None:
+        """Remove the project's containers, networks and volumes, whatever state they are in."""
+        self.docker.compose.down(volumes=True, remove_orphans=True, quiet=True)
