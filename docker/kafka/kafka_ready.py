@@ -9,6 +9,7 @@ Metadata v4: Kafka 4.0 dropped v0-v3 (KIP-896), and v4 is still a non-"flexible"
 so plain int16-length strings and int32-length arrays suffice. A broker only lists
 brokers that are registered and unfenced, which is what "ready" means here.
 """
+
 import os
 import socket
 import struct
@@ -51,7 +52,7 @@ def brokers(host: str, port: int, timeout: float) -> list[str]:
     for _ in range(count):
         node_id, host_len = struct.unpack_from(">ih", payload, offset)
         offset += 6
-        broker_host = payload[offset:offset + host_len].decode()
+        broker_host = payload[offset : offset + host_len].decode()
         offset += host_len
         broker_port, rack_len = struct.unpack_from(">ih", payload, offset)
         offset += 6 + max(rack_len, 0)  # rack is a nullable string (-1 = null)

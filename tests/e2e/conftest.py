@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ def stack_env_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def compose_project(pytestconfig: pytest.Config, stack_env_dir: Path) -> ComposeProject:
-    """This session's project: unique name, so it never touches another run's stack."""
+    """The session's project: unique name, so it never touches another run's stack."""
     name = f"k2e2e-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return ComposeProject.create(pytestconfig.rootpath, name, (PROFILE,), stack_env_dir)
 
@@ -68,8 +67,9 @@ def docker_cleanup() -> list[str]:
 @pytest.fixture(scope="session")
 def minimal_stack(
     request: pytest.FixtureRequest, compose_project: ComposeProject
-) -> Iterator[ComposeProject]:
+) -> ComposeProject:
     """The running, healthy minimal-profile stack of this session."""
-    request.addfinalizer(compose_project.down)
+    # A finalizer, not code after `yield`: it must also run when `up` itself fails.
+    request.addfinalizer(compose_project.down)  # noqa: PT021
     request.getfixturevalue("docker_services")
-    yield compose_project
+    return compose_project

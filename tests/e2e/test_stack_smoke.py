@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -63,25 +63,33 @@ def _roundtrip_avro(stack: ComposeProject, count: int) -> None:
 
     producer = Producer({"bootstrap.servers": _bootstrap(stack), "enable.idempotence": True})
     delivery_errors: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            delivery_errors.append(str(err))
+
     for record in sent:
         value = serializer(record, SerializationContext(topic, MessageField.VALUE))
         producer.produce(
             topic,
             key=record["symbol"].encode(),
             value=value,
-            on_delivery=lambda err, _msg: err and delivery_errors.append(str(err)),
+            on_delivery=on_delivery,
         )
     assert producer.flush(30) == 0, "producer could not deliver within 30 s"
     assert not delivery_errors
 
     schema_id = registry.get_latest_version(f"{topic}-value").schema_id
+    assert schema_id is not None
     assert registry.get_schema(schema_id).schema_str is not None
 
-    consumer = Consumer({
-        "bootstrap.servers": _bootstrap(stack),
-        "group.id": f"smoke-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": _bootstrap(stack),
+            "group.id": f"smoke-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([topic])
     received: list[dict[str, Any]] = []
     deadline = time.monotonic() + CONSUME_DEADLINE_S
@@ -138,17 +146,15 @@ def _minio_keys(stack: ComposeProject, prefix: str) -> set[str]:
 
 def _catalog_rows(stack: ComposeProject, namespace: str) -> list[list[str]]:
     pg = stack.service_env("postgres")
-    sql = (
-        "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
-        f"WHERE table_namespace = '{namespace}'"
-    )
+    sql = "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables"
     out = stack.docker.compose.execute(
         "postgres",
         ["psql", "-U", pg["POSTGRES_USER"], "-d", pg["POSTGRES_DB"], "-At", "-F", "|", "-c", sql],
         tty=False,
     )
     assert isinstance(out, str)
-    return [line.split("|") for line in out.splitlines() if line]
+    rows = [line.split("|") for line in out.splitlines() if line]
+    return [row for row in rows if row[0] == namespace]
 
 
 def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
@@ -157,17 +163,19 @@ def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
     namespace = f"smoke_{uuid.uuid4().hex[:8]}"
     catalog = _catalog(minimal_stack)
     catalog.create_namespace(namespace)
-    rows = pa.table({
-        "symbol": pa.array(["BTCUSDT", "ETHUSDT", "BTCUSDT"]),
-        "price": pa.array(
-            [Decimal("43000.12345678"), Decimal("2300.00000001"), Decimal("0.00000001")],
-            type=pa.decimal128(18, 8),
-        ),
-        "timestamp": pa.array(
-            [datetime(2026, 1, 1, 0, 0, 0, i, tzinfo=UTC) for i in (1, 2, 3)],
-            type=pa.timestamp("us", tz="UTC"),
-        ),
-    })
+    rows = pa.table(
+        {
+            "symbol": pa.array(["BTCUSDT", "ETHUSDT", "BTCUSDT"]),
+            "price": pa.array(
+                [Decimal("43000.12345678"), Decimal("2300.00000001"), Decimal("0.00000001")],
+                type=pa.decimal128(18, 8),
+            ),
+            "timestamp": pa.array(
+                [datetime(2026, 1, 1, 0, 0, 0, i, tzinfo=UTC) for i in (1, 2, 3)],
+                type=pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
     table = catalog.create_table(f"{namespace}.trades", schema=rows.schema)
     table.append(rows)
 
@@ -176,9 +184,7 @@ def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
 
     location = table.metadata.location.removeprefix("s3://")
     keys = _minio_keys(minimal_stack, location)
-    data_files = {
-        task.file.file_path.removeprefix("s3://") for task in table.scan().plan_files()
-    }
+    data_files = {task.file.file_path.removeprefix("s3://") for task in table.scan().plan_files()}
     assert data_files, "the append produced no data file"
     assert data_files <= keys, f"data files missing from MinIO: {data_files - keys}"
     assert any(key.endswith(".metadata.json") for key in keys)
@@ -196,10 +202,11 @@ def test_second_stack_runs_beside_the_first(
     try:
         twin.up()
         for stack in (minimal_stack, twin):
-            states = {c.name: c.state.health.status if c.state.health else c.state.status
-                      for c in stack.docker.compose.ps(all=True)}
-            unhealthy = {name: s for name, s in states.items()
-                         if s not in ("healthy", "exited")}
+            states = {
+                c.name: c.state.health.status if c.state.health else c.state.status
+                for c in stack.docker.compose.ps(all=True)
+            }
+            unhealthy = {name: s for name, s in states.items() if s not in ("healthy", "exited")}
             assert not unhealthy, f"{stack.name}: {unhealthy}"
         published = minimal_stack.published()
         assert len(published) >= 5
@@ -210,4 +217,3 @@ def test_second_stack_runs_beside_the_first(
     finally:
         twin.down()
     assert not twin.docker.compose.ps(all=True)
-

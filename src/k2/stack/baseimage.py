@@ -43,9 +43,10 @@ def mirrors_from_apt(etc_apt: Path = Path("/etc/apt")) -> list[str]:
                 )
                 if not key.startswith("#")
             )
-            if "deb" in fields.get("types", "").split() and SUITE in fields.get(
-                "suites", ""
-            ).split():
+            if (
+                "deb" in fields.get("types", "").split()
+                and SUITE in fields.get("suites", "").split()
+            ):
                 found.extend(fields.get("uris", "").split())
     legacy = etc_apt / "sources.list"
     if legacy.exists():
@@ -102,8 +103,10 @@ def _import(rootfs: Path) -> None:
     )
     tar.stdout.close()
     if tar.wait() != 0 or imp.returncode != 0:
-        raise StackError(f"docker import of {BASE_IMAGE} failed: {imp.stderr.strip()}",
-                         "check the engine's free disk space and its log")
+        raise StackError(
+            f"docker import of {BASE_IMAGE} failed: {imp.stderr.strip()}",
+            "check the engine's free disk space and its log",
+        )
 
 
 def ensure_base_image() -> str:

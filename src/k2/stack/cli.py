@@ -20,8 +20,10 @@ def _repo_root() -> Path:
 
 
 def _cmd_engine(_: argparse.Namespace) -> None:
-    print(f"k2-stack: docker engine {engine.ensure_engine()}, "
-          f"compose {engine.ensure_compose()}", flush=True)
+    print(
+        f"k2-stack: docker engine {engine.ensure_engine()}, compose {engine.ensure_compose()}",
+        flush=True,
+    )
 
 
 def _cmd_base_image(_: argparse.Namespace) -> None:

@@ -38,8 +38,8 @@ def _engine_is_remote() -> bool:
 
 
 def _can_install_engine() -> bool:
-    return os.geteuid() == 0 and Path("/etc/debian_version").exists() and bool(
-        shutil.which("apt-get")
+    return (
+        os.geteuid() == 0 and Path("/etc/debian_version").exists() and bool(shutil.which("apt-get"))
     )
 
 

@@ -59,8 +59,14 @@ class FetchStep:
 def _maven(step: FetchStep, context: Path) -> None:
     pom = context / str(step.options["pom"])
     args = [
-        "mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-        f"-DoutputDirectory={context / step.dest}", "-DincludeScope=runtime",
+        "mvn",
+        "-B",
+        "-q",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={context / step.dest}",
+        "-DincludeScope=runtime",
     ]
     if step.options.get("exclude_transitive"):
         args.append("-DexcludeTransitive=true")

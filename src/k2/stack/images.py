@@ -161,10 +161,17 @@ def _say(service: str, message: str) -> None:
 def _docker_build(item: PlannedImage, context: Path, log_path: Path) -> None:
     """Classic-builder `docker build`, echoing each step so a slow build shows progress."""
     args = [
-        "docker", "build", "--pull=false", "--force-rm",
-        "--label", f"org.k2.service={item.spec.service}",
-        "--label", f"org.k2.inputs-hash={item.inputs_hash}",
-        "-t", item.ref, str(context),
+        "docker",
+        "build",
+        "--pull=false",
+        "--force-rm",
+        "--label",
+        f"org.k2.service={item.spec.service}",
+        "--label",
+        f"org.k2.inputs-hash={item.inputs_hash}",
+        "-t",
+        item.ref,
+        str(context),
     ]
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     with log_path.open("w") as log:
@@ -189,14 +196,17 @@ def _tag_and_prune(item: PlannedImage) -> None:
     if run(["docker", "tag", item.ref, item.spec.moving_ref], timeout=60).returncode != 0:
         raise StackError(f"could not tag {item.ref} as {item.spec.moving_ref}", "see the engine")
     listing = run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-         f"{REPOSITORY}/{item.spec.service}"],
+        [
+            "docker",
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            f"{REPOSITORY}/{item.spec.service}",
+        ],
         timeout=60,
     )
-    stale = [
-        ref for ref in listing.stdout.split()
-        if ref not in (item.ref, item.spec.moving_ref)
-    ]
+    stale = [ref for ref in listing.stdout.split() if ref not in (item.ref, item.spec.moving_ref)]
     if stale:
         # Untagging only: an image still used by a container stays until that container goes.
         run(["docker", "image", "rm", *stale], timeout=120)

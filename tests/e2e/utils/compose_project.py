@@ -55,7 +55,7 @@ class ComposeProject:
         return cls(root=root, name=name, profiles=profiles, env_file=env_file)
 
     @property
-    def compose_files(self) -> list[Path]:
+    def compose_files(self) -> list[str | Path]:
         """Absolute paths of the compose files, base first."""
         return [self.root / name for name in COMPOSE_FILES]
 

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that write measured results to benchmarks/results/."""

@@ -1,0 +1,48 @@
+"""What machine a benchmark ran on, recorded next to every number it produced."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _first_line(args: list[str]) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
+    return proc.stdout.strip().splitlines()[0] if proc.returncode == 0 and proc.stdout else ""
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _memory_gib() -> float:
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def describe() -> dict[str, Any]:
+    """Cores, memory, CPU, kernel, engine and compose versions, load, and when."""
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "cpu": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker_engine": _first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "compose": _first_line(["docker", "compose", "version", "--short"]),
+        "load_average_at_start": os.getloadavg(),
+    }

@@ -1,0 +1,149 @@
+"""Benchmark the stack's build and start-up, and write the results to benchmarks/results/.
+
+Measures, in one run on one machine (these machines are noisy, so figures are only compared
+within a run):
+- cold image build: `k2-stack images` with no k2 image and no builder cache (host artifact
+  caches as found, recorded), only with `--cold` because it deletes the k2 images;
+- no-change rebuild: `k2-stack images` when nothing changed (goal <= 10 s);
+- minimal profile `docker compose ... --profile minimal up --wait` on a fresh project, then
+  `down -v` (goal <= 60 s), and whether `down -v` left anything behind.
+
+    python -m benchmarks.stack_bench [--cold] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.utils.compose_project import COMPOSE_FILES, free_loopback_port
+
+from benchmarks.machine import describe
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "stack.json"
+GOALS_S = {"no_change_rebuild": 10.0, "minimal_up_wait": 60.0}
+
+
+def _timed(args: list[str], **kwargs: Any) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False, **kwargs)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step failed: {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
+    return round(elapsed, 2)
+
+
+def _k2_images() -> list[str]:
+    out = subprocess.run(
+        [
+            "docker",
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            "label=org.k2.service",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def _host_caches() -> dict[str, str]:
+    """Sizes of the host caches a cold build may reuse, so 'cold' is stated honestly."""
+    sizes = {}
+    for name, path in {
+        "maven": Path.home() / ".m2" / "repository",
+        "go_modules": Path.home() / "go" / "pkg" / "mod",
+        "go_build": Path.home() / ".cache" / "go-build",
+    }.items():
+        du = subprocess.run(["du", "-sh", str(path)], capture_output=True, text=True, check=False)
+        sizes[name] = du.stdout.split()[0] if du.returncode == 0 else "absent"
+    return sizes
+
+
+def cold_build() -> dict[str, Any]:
+    """Delete every k2 image (the builder cache goes with them), then build all."""
+    images = _k2_images()
+    if images:
+        subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True, check=True)
+    subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=True)
+    caches = _host_caches()
+    seconds = _timed([sys.executable, "-m", "k2.stack", "images"])
+    return {"seconds": seconds, "host_caches_before": caches}
+
+
+def _project_args(project: str, env_file: Path) -> list[str]:
+    args = ["docker", "compose", "--env-file", str(env_file)]
+    for name in COMPOSE_FILES:
+        args += ["-f", str(ROOT / name)]
+    return [*args, "-p", project, "--profile", "minimal"]
+
+
+def _leftovers(project: str) -> dict[str, list[str]]:
+    label = f"label=com.docker.compose.project={project}"
+    found = {}
+    for kind, cmd in {
+        "containers": ["docker", "ps", "-aq", "--filter", label],
+        "networks": ["docker", "network", "ls", "-q", "--filter", label],
+        "volumes": ["docker", "volume", "ls", "-q", "--filter", label],
+    }.items():
+        found[kind] = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return found
+
+
+def minimal_up(repeats: int, env_dir: Path) -> dict[str, Any]:
+    """Plain `up --wait` of the minimal profile on fresh projects, each torn down after."""
+    runs: list[dict[str, Any]] = []
+    ups: list[float] = []
+    for _ in range(repeats):
+        project = f"k2bench-{uuid.uuid4().hex[:8]}"
+        env_file = env_dir / f"{project}.env"
+        env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
+        args = _project_args(project, env_file)
+        try:
+            up = _timed([*args, "up", "--wait", "--quiet-pull"])
+        finally:
+            down = _timed([*args, "down", "-v", "--remove-orphans"])
+        leftovers = _leftovers(project)
+        ups.append(up)
+        runs.append({"up_wait_s": up, "down_v_s": down, "left_behind": leftovers})
+    return {"runs": runs, "median_up_wait_s": statistics.median(ups), "max_up_wait_s": max(ups)}
+
+
+def main() -> None:
+    """Run the measurements and write benchmarks/results/stack.json."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cold", action="store_true", help="delete k2 images and rebuild all")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": describe(), "goals_s": GOALS_S}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.cold:
+        results["cold_build"] = cold_build()
+    elif "cold_build" in previous:
+        # Keep the last cold figure, marked with the machine it was measured on.
+        results["cold_build"] = {**previous["cold_build"], "from_run": previous["machine"]["when"]}
+    subprocess.run([sys.executable, "-m", "k2.stack", "images"], cwd=ROOT, check=True)
+    rebuilds = [_timed([sys.executable, "-m", "k2.stack", "images"]) for _ in range(args.repeats)]
+    results["no_change_rebuild"] = {"runs_s": rebuilds, "median_s": statistics.median(rebuilds)}
+    env_dir = ROOT / ".build" / "bench"
+    env_dir.mkdir(parents=True, exist_ok=True)
+    results["minimal_up_wait"] = minimal_up(args.repeats, env_dir)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""K2: a crypto market-data pipeline (Kafka -> Iceberg -> query API) and its E2E harness."""

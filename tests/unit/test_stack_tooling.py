@@ -1,0 +1,145 @@
+"""The stack tooling's pure parts: mirror discovery, input hashing, image specs, ports."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+import pytest
+
+from k2.stack.baseimage import mirrors_from_apt
+from k2.stack.errors import StackError
+from k2.stack.fetch import FetchStep
+from k2.stack.images import ImageSpec, inputs_hash, load_specs
+from tests.e2e.utils.compose_project import free_loopback_port
+
+# Made-up mirror names: tests must not carry a real registry host.
+DEB822 = """\
+Types: deb
+URIs: http://mirror.invalid/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.invalid/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def _etc_apt(tmp_path: Path, sources: str = "", legacy: str = "") -> Path:
+    (tmp_path / "sources.list.d").mkdir()
+    if sources:
+        (tmp_path / "sources.list.d" / "debian.sources").write_text(sources)
+    if legacy:
+        (tmp_path / "sources.list").write_text(legacy)
+    return tmp_path
+
+
+def test_mirror_comes_from_deb822_bookworm_stanza_not_security(tmp_path: Path) -> None:
+    assert mirrors_from_apt(_etc_apt(tmp_path, DEB822)) == ["http://mirror.invalid/debian"]
+
+
+def test_mirror_comes_from_legacy_sources_list(tmp_path: Path) -> None:
+    legacy = (
+        "# comment\n"
+        "deb [arch=amd64] http://old.invalid/debian bookworm main\n"
+        "deb-src http://src.invalid/debian bookworm main\n"
+        "deb http://old.invalid/debian-security bookworm-security main\n"
+    )
+    assert mirrors_from_apt(_etc_apt(tmp_path, legacy=legacy)) == ["http://old.invalid/debian"]
+
+
+def test_no_mirror_configured_gives_empty_list(tmp_path: Path) -> None:
+    assert mirrors_from_apt(_etc_apt(tmp_path)) == []
+
+
+def _service(root: Path, name: str, toml: str = "", files: dict[str, str] | None = None) -> Path:
+    directory = root / "docker" / name
+    directory.mkdir(parents=True)
+    (directory / "image.toml").write_text(toml)
+    (directory / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    for rel, text in (files or {}).items():
+        (directory / rel).write_text(text)
+    return directory
+
+
+def test_inputs_hash_changes_with_content_mode_base_and_extra_inputs(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("x = 1\n")
+    _service(tmp_path, "svc", 'extra_inputs = ["src"]\n', {"entry.sh": "echo hi\n"})
+    [spec] = load_specs(tmp_path)
+    first = inputs_hash(spec, "sha256:base1", tmp_path)
+    assert first == inputs_hash(spec, "sha256:base1", tmp_path)
+
+    assert inputs_hash(spec, "sha256:base2", tmp_path) != first
+    entry = spec.directory / "entry.sh"
+    entry.chmod(0o755)
+    executable = inputs_hash(spec, "sha256:base1", tmp_path)
+    assert executable != first
+    entry.write_text("echo bye\n")
+    assert inputs_hash(spec, "sha256:base1", tmp_path) not in (first, executable)
+    before_extra = inputs_hash(spec, "sha256:base1", tmp_path)
+    (tmp_path / "src" / "app.py").write_text("x = 2\n")
+    assert inputs_hash(spec, "sha256:base1", tmp_path) != before_extra
+
+
+def test_inputs_hash_ignores_caches(tmp_path: Path) -> None:
+    _service(tmp_path, "svc")
+    [spec] = load_specs(tmp_path)
+    before = inputs_hash(spec, "b", tmp_path)
+    (spec.directory / "__pycache__").mkdir()
+    (spec.directory / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert inputs_hash(spec, "b", tmp_path) == before
+
+
+def test_specs_parse_fetch_steps_and_tags(tmp_path: Path) -> None:
+    _service(tmp_path, "b-svc", '[[fetch]]\nkind = "maven"\npom = "pom.xml"\ndest = "libs"\n')
+    _service(
+        tmp_path,
+        "a-svc",
+        '[[fetch]]\nkind = "go"\npackage = "example.invalid/x"\nversion = "v1"\ndest = "bin"\n',
+    )
+    specs = load_specs(tmp_path)
+    assert [spec.service for spec in specs] == ["a-svc", "b-svc"]
+    assert specs[0].fetch[0].describe() == "go module example.invalid/x@v1"
+    assert specs[1].moving_ref == "k2/b-svc:local"
+    assert specs[1].ref("abc") == "k2/b-svc:abc"
+    assert isinstance(specs[1], ImageSpec)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"kind": "curl", "dest": "x"}, "unknown fetch kind"),
+        ({"kind": "maven", "dest": "../out", "pom": "p"}, "relative path"),
+        ({"kind": "maven", "dest": "/abs", "pom": "p"}, "relative path"),
+        ({"kind": "go", "dest": "bin", "package": "x"}, "needs version"),
+    ],
+)
+def test_bad_fetch_steps_are_refused_before_any_download(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FetchStep.from_toml(raw)
+
+
+def test_invalid_image_toml_names_the_file(tmp_path: Path) -> None:
+    _service(tmp_path, "svc", "[[fetch]\n")
+    with pytest.raises(StackError, match=r"docker/svc/image.toml is invalid"):
+        load_specs(tmp_path)
+
+
+def test_missing_extra_input_is_refused(tmp_path: Path) -> None:
+    _service(tmp_path, "svc", 'extra_inputs = ["nope"]\n')
+    with pytest.raises(StackError, match="missing input"):
+        load_specs(tmp_path)
+
+
+def test_free_port_is_bindable_and_skips_taken_ports() -> None:
+    rng = random.Random(7)
+    taken = free_loopback_port(random.Random(7))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        port = free_loopback_port(rng)
+        assert port != taken
+        assert 20000 <= port <= 32767
