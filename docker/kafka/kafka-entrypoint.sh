@@ -8,13 +8,23 @@ set -euo pipefail
 
 KAFKA_HOME=/opt/kafka
 DATA_DIR=/var/lib/kafka/data
+
+# Started as root (the image default): hand the data dir to kafka whatever is mounted there
+# (a fresh tmpfs or bind mount is root-owned), then run this script again as kafka.
+if [ "$(id -u)" = 0 ]; then
+  find "$DATA_DIR" ! -user kafka -exec chown kafka:kafka {} +
+  exec setpriv --reuid=kafka --regid=kafka --init-groups "$0" "$@"
+fi
+
 CONFIG="$KAFKA_HOME/config/server.properties"
 # Fixed default (made by `StorageTool random-uuid`) so every fresh stack looks the same.
 CLUSTER_ID="${KAFKA_CLUSTER_ID:-3FKaDgVWSoiQ1bs6Fw4fGQ}"
-# Sized for 3 JVMs on 2 cores / 24 GiB; SerialGC: least CPU and memory for a small heap.
-# kafka.jsa is the AppCDS archive recorded at build time (see Dockerfile).
+# Sized for 3 JVMs on 2 cores / 24 GiB. Measured here: SerialGC suits a small heap; the
+# AppCDS archive kafka.jsa (recorded at build time, see Dockerfile) cuts start-to-ready by
+# ~3 s, and C1 only (TieredStopAtLevel=1) by ~1 s more while the broker also burnt less CPU
+# than with C2 through 9 rounds of 200k produced + consumed 1 KiB records.
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
-JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:SharedArchiveFile=$KAFKA_HOME/kafka.jsa -XX:+ExitOnOutOfMemoryError}"
+JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:SharedArchiveFile=$KAFKA_HOME/kafka.jsa -XX:+ExitOnOutOfMemoryError}"
 
 {
   cat <<EOF
@@ -48,6 +58,7 @@ EOF
     echo "${key//_/.}=${!name}"
   done
 } > "$CONFIG"
+echo "kafka-entrypoint: $CONFIG:" && grep -v '^#' "$CONFIG"
 
 # shellcheck disable=SC2206 # the *_OPTS variables are word lists on purpose
 JAVA=(java $HEAP_OPTS $JVM_OPTS -Dlog4j2.configurationFile="$KAFKA_HOME/config/log4j2.properties"

@@ -1,13 +1,14 @@
-#!/usr/bin/python3
+#!/usr/bin/python3 -IS
 """Readiness probe: exit 0 when a Kafka broker answers a Metadata request listing at
 least one broker, else print why and exit 1.
 
 Usage: kafka-ready [HOST:PORT]   (default 127.0.0.1:9092; timeout KAFKA_READY_TIMEOUT, 2 s)
 
 Speaks the wire protocol with the stdlib only (the image has python3-minimal). It sends
-Metadata v4: Kafka 4.0 dropped v0-v3 (KIP-896), and v4 is still a non-"flexible" version,
-so plain int16-length strings and int32-length arrays suffice. A broker only lists
-brokers that are registered and unfenced, which is what "ready" means here.
+Metadata v4, the last version before the "flexible" encoding (v9+), so plain int16-length
+strings and int32-length arrays suffice. Kafka 4.0 removed old versions of several APIs
+(KIP-896); 4.1.1 still answers Metadata v0-v13 (checked via ApiVersions), and v4 is far from
+that floor. A broker lists only registered, unfenced brokers: that is "ready" here.
 """
 
 import os
@@ -33,7 +34,7 @@ def recv_exact(sock: socket.socket, size: int) -> bytes:
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError("broker closed the connection (unsupported request version?)")
+            raise ConnectionError("connection closed before a full response")
         data += chunk
     return data
 

@@ -17,11 +17,14 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 	fi
 
 	pwargs=()
+	pwfile="$(mktemp)"  # private to this user; keeps the password out of `ps`
 	if [ -n "${POSTGRES_PASSWORD:-}" ]; then
-		pwargs=(--pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD"))
+		printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+		pwargs=(--pwfile="$pwfile")
 	fi
 	initdb -D "$PGDATA" --username="$POSTGRES_USER" "${pwargs[@]}" \
 		--encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host="$auth" >/dev/null
+	rm -f "$pwfile"
 	echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
 
 	# Temporary server on the unix socket only: no TCP client sees it before init is done.

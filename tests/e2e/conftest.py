@@ -1,75 +1,214 @@
-"""E2E fixtures: one minimal-profile stack per session, through pytest-docker.
+"""E2E fixtures (the seed's names): docker_manager, minimal_stack, full_stack, api_client.
 
-pytest-docker runs `up --wait`; its fixtures are overridden here to point at both compose
-files, a project name unique to this run, and the run's variables file (Kafka's host port).
-Teardown is registered before `up` starts, so a failed `up` is torn down as well.
+pytest-docker's own fixtures are overridden to describe this run's project: both compose
+files plus a generated labels overlay, a project name unique to the run and xdist worker,
+and profile-aware setup and cleanup commands. Override any of them in a nearer conftest to
+change one step, as with pytest-docker.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from pathlib import Path
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
+from pytest_docker.plugin import DockerComposeExecutor
 
-from tests.e2e.utils.compose_project import ComposeProject
+from tests.e2e.plugin import E2ESession, e2e_session
+from tests.e2e.utils import docker_manager as dm
+from tests.e2e.utils import reuse
+from tests.e2e.utils.compose_project import ComposeProject, engine_host
+from tests.e2e.utils.preflight import PreflightError
+from tests.e2e.utils.redact import Redactor, secrets_in
+from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP
+from tests.e2e.utils.stats_sampler import StatsSampler
+from tests.e2e.utils.sweep import sweep
 
-PROFILE = "minimal"
+API_SERVICE = "k2-query-api"
+API_PORT = 8000
+API_KEY_VARIABLE = "K2_API_KEY"
 
 
 @pytest.fixture(scope="session")
-def stack_env_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where each project's variables file lives."""
-    return tmp_path_factory.mktemp("compose-env")
+def anyio_backend() -> str:
+    """Session-scoped, so session-scoped async fixtures share one event loop."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
-def compose_project(pytestconfig: pytest.Config, stack_env_dir: Path) -> ComposeProject:
-    """The session's project: unique name, so it never touches another run's stack."""
-    name = f"k2e2e-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    return ComposeProject.create(pytestconfig.rootpath, name, (PROFILE,), stack_env_dir)
+def k2_e2e(pytestconfig: pytest.Config) -> E2ESession:
+    """The layer's per-process state (options, run identity)."""
+    return e2e_session(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeProject:
+    """The run's project, after the preflight checks; pytest stops here if one fails."""
+    root = pytestconfig.rootpath
+    options = k2_e2e.options
+    plain = ComposeProject.create(
+        root, "k2e2e-preflight", (options.profile,), root / ".build" / "e2e" / "preflight"
+    )
+    try:
+        model = dm.run_preflight(plain)
+    except PreflightError as exc:
+        pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
+    k2_e2e.redactor = Redactor(secrets_in(model)).add(*_api_keys())
+    labels = k2_e2e.identity.labels()
+    if options.reuse:
+        digest = reuse.config_hash(plain.with_profiles(("minimal", "full")).config, plain.docker)
+        name = reuse.reuse_project_name(digest)
+        env_dir = root / ".build" / "e2e" / "reuse"
+        labels |= {LABEL_KEEP: "true", LABEL_CONFIG_HASH: digest}
+    else:
+        name = k2_e2e.identity.project_name(k2_e2e.worker)
+        env_dir = root / ".build" / "e2e" / "runs" / name
+        if options.keep:
+            labels |= {LABEL_KEEP: "true"}
+    return ComposeProject.create(
+        root, name, (options.profile,), env_dir, labels=labels, host=engine_host()
+    )
+
+
+def _api_keys() -> list[str]:
+    return [os.environ[API_KEY_VARIABLE]] if os.environ.get(API_KEY_VARIABLE) else []
 
 
 @pytest.fixture(scope="session")
 def docker_compose_file(compose_project: ComposeProject) -> list[str]:
-    """Both compose files, base first."""
+    """Base file, e2e override, then this run's labels overlay."""
     return [str(path) for path in compose_project.compose_files]
 
 
 @pytest.fixture(scope="session")
 def docker_compose_project_name(compose_project: ComposeProject) -> str:
-    """The unique project name."""
+    """Unique per run and per xdist worker (stable per config hash under --e2e-reuse)."""
     return compose_project.name
 
 
 @pytest.fixture(scope="session")
 def docker_compose_command(compose_project: ComposeProject) -> str:
-    """Compose v2 with this project's variables file and profile on every call."""
-    return (
-        f'docker compose --env-file "{compose_project.env_file}" '
-        f"--profile {' --profile '.join(compose_project.profiles)}"
-    )
+    """Compose v2 with this project's variables file (Kafka's host port)."""
+    return f'docker compose --env-file "{compose_project.env_file}"'
 
 
 @pytest.fixture(scope="session")
 def docker_setup() -> list[str]:
-    """Start and wait for every service's healthcheck."""
-    return ["up --wait"]
+    """Start a profile detached; `{profile}` is filled in per profile started."""
+    return dm.default_setup()
 
 
 @pytest.fixture(scope="session")
-def docker_cleanup() -> list[str]:
-    """Nothing here: `minimal_stack` tears down, also after a failed `up`."""
-    return []
+def docker_cleanup(compose_project: ComposeProject) -> list[str]:
+    """`down -v --remove-orphans` with every profile the compose files define."""
+    profiles = sorted(
+        {
+            p
+            for spec in compose_project.with_profiles(("minimal", "full"))
+            .config["services"]
+            .values()
+            for p in spec.get("profiles") or []
+        }
+    )
+    return dm.default_cleanup(profiles)
 
 
 @pytest.fixture(scope="session")
-def minimal_stack(
-    request: pytest.FixtureRequest, compose_project: ComposeProject
-) -> ComposeProject:
-    """The running, healthy minimal-profile stack of this session."""
-    # A finalizer, not code after `yield`: it must also run when `up` itself fails.
-    request.addfinalizer(compose_project.down)  # noqa: PT021
-    request.getfixturevalue("docker_services")
-    return compose_project
+async def docker_manager(
+    anyio_backend: str,
+    pytestconfig: pytest.Config,
+    k2_e2e: E2ESession,
+    compose_project: ComposeProject,
+    docker_compose_command: str,
+    docker_compose_file: list[str],
+    docker_compose_project_name: str,
+    docker_setup: list[str],
+    docker_cleanup: list[str],
+) -> AsyncIterator[dm.E2EDockerManager]:
+    """The run's stack manager; tears everything down at the end, even after a failed up."""
+    reporter: Any = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None and k2_e2e.worker is None:
+            reporter.write_line(line)
+
+    for verdict in sweep(compose_project.docker, k2_e2e.identity.host):
+        if verdict.remove:
+            say(f"k2-e2e: removed leftover stack {verdict.project} ({verdict.reason})")
+            shutil.rmtree(
+                compose_project.root / ".build" / "e2e" / "runs" / verdict.project,
+                ignore_errors=True,
+            )
+    executor = DockerComposeExecutor(
+        docker_compose_command, docker_compose_file, docker_compose_project_name
+    )
+    manager = dm.E2EDockerManager(
+        compose_project,
+        executor,
+        docker_setup,
+        docker_cleanup,
+        k2_e2e.identity,
+        keep=k2_e2e.options.keep,
+        config_hash=compose_project.name.rsplit("-", 1)[-1] if k2_e2e.options.reuse else "",
+        say=say,
+    )
+    if k2_e2e.options.reuse and reuse.all_ready(compose_project):
+        manager.adopt(k2_e2e.options.profile)
+        say(f"k2-e2e: reusing running stack {compose_project.name}")
+    k2_e2e.manager = manager
+    k2_e2e.sampler = StatsSampler(compose_project.docker)
+    k2_e2e.sampler.start()
+    try:
+        yield manager
+    finally:
+        k2_e2e.sampler.stop()
+        await manager.stop_stack()
+        if not manager.keep:
+            shutil.rmtree(compose_project.env_file.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def minimal_stack(
+    anyio_backend: str, k2_e2e: E2ESession, docker_manager: dm.E2EDockerManager
+) -> dict[str, str]:
+    """Kafka, registry, MinIO, PostgreSQL, Iceberg REST (or more, under --e2e-profile full)."""
+    if k2_e2e.options.profile == "full":
+        return await docker_manager.start_full_stack()
+    return await docker_manager.start_minimal_stack()
+
+
+@pytest.fixture(scope="session")
+async def full_stack(anyio_backend: str, docker_manager: dm.E2EDockerManager) -> dict[str, str]:
+    """The minimal stack plus k2-query-api and consumer-crypto, grown in place."""
+    return await docker_manager.start_full_stack()
+
+
+@pytest.fixture
+async def api_client(
+    anyio_backend: str, full_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on k2-query-api's published port, with the API key.
+
+    The key comes from K2_API_KEY, else from the value the e2e override gives the API
+    service (the development key, which only that file states).
+    """
+    project = docker_manager.project
+    key = os.environ.get(API_KEY_VARIABLE) or project.service_env(API_SERVICE)[API_KEY_VARIABLE]
+    port = project.host_port(API_SERVICE, API_PORT)
+    async with httpx.AsyncClient(
+        base_url=f"http://{project.host}:{port}", headers={"X-API-Key": key}, timeout=30.0
+    ) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _stack_still_ready(request: pytest.FixtureRequest, k2_e2e: E2ESession) -> None:
+    """Before each stack test, notice a service that an earlier test restarted or broke."""
+    manager = k2_e2e.manager
+    if manager is None or manager.active_profile is None:
+        return
+    if {"minimal_stack", "full_stack", "api_client"} & set(request.fixturenames):
+        manager.ensure_still_ready()

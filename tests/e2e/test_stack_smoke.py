@@ -18,7 +18,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pyarrow import fs
 from pyiceberg.catalog import Catalog, load_catalog
 
+from tests.e2e.plugin import E2ESession
 from tests.e2e.utils.compose_project import ComposeProject
+from tests.e2e.utils.docker_manager import E2EDockerManager
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +33,12 @@ SMOKE_SCHEMA = """
 ]}
 """
 CONSUME_DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def stack(minimal_stack: dict[str, str], docker_manager: E2EDockerManager) -> ComposeProject:
+    """The running minimal stack's compose project (ports, credentials, exec)."""
+    return docker_manager.project
 
 
 def _registry_url(stack: ComposeProject) -> str:
@@ -112,8 +120,8 @@ def _roundtrip_avro(stack: ComposeProject, count: int) -> None:
     assert sorted(received, key=key) == sorted(sent, key=key)
 
 
-def test_avro_roundtrip_through_registry_and_kafka(minimal_stack: ComposeProject) -> None:
-    _roundtrip_avro(minimal_stack, count=300)
+def test_avro_roundtrip_through_registry_and_kafka(stack: ComposeProject) -> None:
+    _roundtrip_avro(stack, count=300)
 
 
 def _catalog(stack: ComposeProject) -> Catalog:
@@ -158,10 +166,10 @@ def _catalog_rows(stack: ComposeProject, namespace: str) -> list[list[str]]:
 
 
 def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
-    minimal_stack: ComposeProject,
+    stack: ComposeProject,
 ) -> None:
     namespace = f"smoke_{uuid.uuid4().hex[:8]}"
-    catalog = _catalog(minimal_stack)
+    catalog = _catalog(stack)
     catalog.create_namespace(namespace)
     rows = pa.table(
         {
@@ -183,35 +191,49 @@ def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
     assert read_back.sort_by("timestamp").to_pylist() == rows.to_pylist()
 
     location = table.metadata.location.removeprefix("s3://")
-    keys = _minio_keys(minimal_stack, location)
+    keys = _minio_keys(stack, location)
     data_files = {task.file.file_path.removeprefix("s3://") for task in table.scan().plan_files()}
     assert data_files, "the append produced no data file"
     assert data_files <= keys, f"data files missing from MinIO: {data_files - keys}"
     assert any(key.endswith(".metadata.json") for key in keys)
 
-    catalog_rows = _catalog_rows(minimal_stack, namespace)
+    catalog_rows = _catalog_rows(stack, namespace)
     assert catalog_rows == [[namespace, "trades", table.metadata_location]]
 
 
 def test_second_stack_runs_beside_the_first(
-    minimal_stack: ComposeProject, stack_env_dir: Path
+    stack: ComposeProject, k2_e2e: E2ESession, tmp_path: Path
 ) -> None:
+    # Labelled as this run's, so a run killed mid-test leaves it to the next run's sweep.
     twin = ComposeProject.create(
-        minimal_stack.root, f"{minimal_stack.name}-twin", minimal_stack.profiles, stack_env_dir
+        stack.root,
+        f"{stack.name}-twin",
+        stack.profiles,
+        tmp_path,
+        labels=k2_e2e.identity.labels(),
+        host=stack.host,
     )
     try:
         twin.up()
-        for stack in (minimal_stack, twin):
+        for each in (stack, twin):
             states = {
-                c.name: c.state.health.status if c.state.health else c.state.status
-                for c in stack.docker.compose.ps(all=True)
+                c.name: (
+                    c.state.health.status if c.state.health else c.state.status,
+                    c.state.exit_code,
+                )
+                for c in each.docker.compose.ps(all=True)
             }
-            unhealthy = {name: s for name, s in states.items() if s not in ("healthy", "exited")}
-            assert not unhealthy, f"{stack.name}: {unhealthy}"
-        published = minimal_stack.published()
-        assert len(published) >= 5
-        first_ports = {minimal_stack.host_port(s, p) for s, p in published}
+            not_ready = {
+                name: state
+                for name, state in states.items()
+                if state[0] != "healthy" and state != ("exited", 0)
+            }
+            assert not not_ready, f"{each.name}: {not_ready}"
+        published = stack.published()
+        assert published, "the profile publishes no port"
+        first_ports = {stack.host_port(s, p) for s, p in published}
         twin_ports = {twin.host_port(s, p) for s, p in published}
+        assert len(first_ports) == len(published) == len(twin_ports)
         assert not first_ports & twin_ports
         _roundtrip_avro(twin, count=20)
     finally:

@@ -115,7 +115,11 @@ def test_specs_parse_fetch_steps_and_tags(tmp_path: Path) -> None:
         ({"kind": "curl", "dest": "x"}, "unknown fetch kind"),
         ({"kind": "maven", "dest": "../out", "pom": "p"}, "relative path"),
         ({"kind": "maven", "dest": "/abs", "pom": "p"}, "relative path"),
-        ({"kind": "go", "dest": "bin", "package": "x"}, "needs version"),
+        ({"kind": "go", "dest": "bin", "package": "x"}, "exactly one of version or module"),
+        (
+            {"kind": "go", "dest": "bin", "package": "x", "version": "v1", "module": "go.mod"},
+            "exactly one of version or module",
+        ),
     ],
 )
 def test_bad_fetch_steps_are_refused_before_any_download(raw: dict[str, str], message: str) -> None:

@@ -43,12 +43,16 @@ class FetchStep:
         missing = [key for key in _REQUIRED[kind] if key not in options]
         if missing:
             raise ValueError(f"fetch kind {kind!r} needs {', '.join(missing)}")
+        if kind == "go" and ("version" in options) == ("module" in options):
+            raise ValueError("fetch kind 'go' needs exactly one of version or module")
         return cls(kind=kind, dest=dest, options=options)
 
     def describe(self) -> str:
         """What is fetched, as a user would name it."""
-        if self.kind == "go":
+        if self.kind == "go" and "version" in self.options:
             return f"go module {self.options['package']}@{self.options['version']}"
+        if self.kind == "go":
+            return f"go package {self.options['package']} pinned by {self.options['module']}"
         return f"maven dependencies of {self.options['pom']}"
 
     def run(self, context: Path) -> None:
@@ -79,13 +83,23 @@ def _maven(step: FetchStep, context: Path) -> None:
 
 
 def _go(step: FetchStep, context: Path) -> None:
-    target = f"{step.options['package']}@{step.options['version']}"
+    """`go install pkg@version`, or, with `module`, inside that go.mod (pins non-semver tags)."""
     flags = [str(flag) for flag in step.options.get("flags", [])]
     env = {**os.environ, "GOBIN": str(context / step.dest), "CGO_ENABLED": "0"}
-    proc = run(["go", "install", *flags, target], timeout=FETCH_TIMEOUT_S, env=env)
+    if "module" in step.options:
+        target = str(step.options["package"])
+        module_dir = (context / str(step.options["module"])).parent
+        args = ["go", "install", "-mod=readonly", *flags, target]
+    else:
+        target = f"{step.options['package']}@{step.options['version']}"
+        module_dir = context
+        args = ["go", "install", *flags, target]
+    proc = run(args, timeout=FETCH_TIMEOUT_S, env=env, cwd=str(module_dir))
     if proc.returncode != 0:
-        raise FetchError(f"go install {target} failed:\n{tail(proc.stderr + proc.stdout, 8)}")
+        raise FetchError(
+            f"go install of {step.describe()} failed:\n{tail(proc.stderr + proc.stdout, 8)}"
+        )
 
 
 _FETCHERS = {"maven": _maven, "go": _go}
-_REQUIRED = {"maven": ("pom",), "go": ("package", "version")}
+_REQUIRED = {"maven": ("pom",), "go": ("package",)}

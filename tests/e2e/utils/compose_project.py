@@ -7,9 +7,14 @@ only says which project to ask and reads the answers from `docker compose config
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import os
 import random
+import re
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 from python_on_whales import DockerClient
 
 COMPOSE_FILES = ("docker-compose.v1.yml", "docker-compose.e2e.override.yml")
+KAFKA_PORT_VARIABLE = "K2_KAFKA_HOST_PORT"
 # Kafka's host port is picked before `up` (the broker must advertise it). Pick it below the
 # kernel's and Docker's ephemeral range, so no ephemeral port handed out meanwhile takes it.
 _PICK_RANGE = (20000, 32767)
@@ -36,28 +42,76 @@ def free_loopback_port(rng: random.Random | None = None, attempts: int = 200) ->
     raise RuntimeError(f"no free loopback port in {_PICK_RANGE} after {attempts} tries")
 
 
+def engine_host(env: dict[str, str] | None = None) -> str:
+    """The address published ports are reached on: loopback, unless the engine is remote.
+
+    Follows DOCKER_HOST first, then the current docker context, as the docker CLI does.
+    """
+    env = dict(os.environ) if env is None else env
+    endpoint = env.get("DOCKER_HOST", "")
+    if not endpoint:
+        # Inspects the current context, which honours DOCKER_CONTEXT like every docker call.
+        proc = subprocess.run(
+            ["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        endpoint = proc.stdout.strip() if proc.returncode == 0 else ""
+    match = re.match(r"^(?:tcp|ssh|https?)://(?:[^@/]+@)?(\[[^\]]+\]|[^:/]+)", endpoint)
+    return match.group(1).strip("[]") if match else "127.0.0.1"
+
+
 @dataclass(frozen=True)
 class ComposeProject:
-    """A named compose project over the repo's compose files, with its own variables file."""
+    """A named compose project over the repo's compose files, with its own variables file.
+
+    `extra_files` are generated overlays (the run's labels) applied after the repo's files.
+    """
 
     root: Path
     name: str
     profiles: tuple[str, ...]
     env_file: Path
+    extra_files: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
 
     @classmethod
     def create(
-        cls, root: Path, name: str, profiles: tuple[str, ...], env_dir: Path
+        cls,
+        root: Path,
+        name: str,
+        profiles: tuple[str, ...],
+        env_dir: Path,
+        labels: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> ComposeProject:
-        """Write the project's variables (its Kafka host port) and describe it."""
+        """Write the project's variables file (and labels overlay) and describe it.
+
+        Kafka's host port is taken from the environment when pinned there, else picked free;
+        an existing variables file (a reused stack) keeps its port.
+        """
+        env_dir.mkdir(parents=True, exist_ok=True)
         env_file = env_dir / f"{name}.env"
-        env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
-        return cls(root=root, name=name, profiles=profiles, env_file=env_file)
+        if not env_file.exists():
+            port = os.environ.get(KAFKA_PORT_VARIABLE) or str(free_loopback_port())
+            env_file.write_text(f"{KAFKA_PORT_VARIABLE}={port}\n")
+        project = cls(root=root, name=name, profiles=profiles, env_file=env_file, host=host)
+        if labels:
+            everything = project.with_profiles(("minimal", "full")).config
+            overlay = env_dir / f"{name}.labels.json"
+            overlay.write_text(json.dumps(labels_overlay(everything, labels), indent=2))
+            project = dataclasses.replace(project, extra_files=(overlay,))
+        return project
+
+    def with_profiles(self, profiles: tuple[str, ...]) -> ComposeProject:
+        """The same project seen with other active profiles."""
+        return dataclasses.replace(self, profiles=profiles)
 
     @property
     def compose_files(self) -> list[str | Path]:
-        """Absolute paths of the compose files, base first."""
-        return [self.root / name for name in COMPOSE_FILES]
+        """Absolute paths of the compose files, base first, generated overlays last."""
+        return [*(self.root / name for name in COMPOSE_FILES), *self.extra_files]
 
     @functools.cached_property
     def docker(self) -> DockerClient:
@@ -90,7 +144,7 @@ class ComposeProject:
         ]
 
     def host_port(self, service: str, container_port: int) -> int:
-        """The loopback port published for a service's container port."""
+        """The port published for a service's container port (reach it on `host`)."""
         answer = self.docker.compose.port(service, container_port)
         if not answer or answer[1] is None:
             raise LookupError(f"{service}:{container_port} is not published in {self.name}")
@@ -103,3 +157,13 @@ class ComposeProject:
     def down(self) -> None:
         """Remove the project's containers, networks and volumes, whatever state they are in."""
         self.docker.compose.down(volumes=True, remove_orphans=True, quiet=True)
+
+
+def labels_overlay(model: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """A compose overlay putting `labels` on every service, network and volume of `model`."""
+    networks = set(model.get("networks") or {}) | {"default"}
+    return {
+        "services": {name: {"labels": labels} for name in model.get("services") or {}},
+        "networks": {name: {"labels": labels} for name in sorted(networks)},
+        "volumes": {name: {"labels": labels} for name in model.get("volumes") or {}},
+    }

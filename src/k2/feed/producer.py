@@ -1,0 +1,270 @@
+"""The feed's Kafka side: map, serialise, produce at a rate, and account for every delivery.
+
+Every produced trade either lands in the ledger with its partition and offset, or counts as a
+failure; a run with any failure, or with reports still missing after the flush timeout, raises
+DeliveryError when it ends. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from itertools import islice
+from typing import Any, Final, Protocol
+
+from k2.feed.ledger import Ledger, LedgerEntry
+from k2.feed.pacing import Pacer
+from k2.model.binance import MalformedFrameError, from_binance_frame
+from k2.model.names import TOPIC
+from k2.model.timestamps import utc_now
+from k2.model.trade import Trade
+
+DeliveryCallback = Callable[[Any, Any], None]
+"""(KafkaError | None, Message): confluent-kafka's on_delivery signature."""
+
+DEFAULT_FLUSH_TIMEOUT: Final = 60.0
+
+
+class KafkaProducer(Protocol):
+    """The part of confluent_kafka.Producer the feed uses (tests pass an in-memory fake)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue one message; raises BufferError when the local queue is full."""
+        ...
+
+    def poll(self, timeout: float = -1) -> int:
+        """Serve delivery reports for up to `timeout` seconds."""
+        ...
+
+    def flush(self, timeout: float = -1) -> int:
+        """Wait for every queued message's report; return how many are still outstanding."""
+        ...
+
+
+class DeliveredMessage(Protocol):
+    """What the feed reads from a delivery report's message."""
+
+    def partition(self) -> int | None:
+        """The partition the broker wrote to."""
+        ...
+
+    def offset(self) -> int | None:
+        """The offset the broker assigned."""
+        ...
+
+
+def producer_config(bootstrap: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """confluent-kafka settings for an idempotent, ordered, acks=all producer.
+
+    Idempotence makes broker-side retries neither duplicate nor reorder a partition; murmur2
+    puts a symbol on the partition a Java producer would pick; a message the broker has not
+    acknowledged within a minute fails the run instead of hanging it for librdkafka's 5.
+    """
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "client.id": "k2-feed",
+        "enable.idempotence": True,
+        "acks": "all",
+        "max.in.flight.requests.per.connection": 5,
+        "linger.ms": 5,
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": 60_000,
+    }
+    config.update(overrides or {})
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """One message Kafka did not acknowledge."""
+
+    message_id: str | None
+    trade_id: str | None
+    error: str
+
+
+class DeliveryError(RuntimeError):
+    """Some produced messages were not acknowledged; says how many and the first error."""
+
+    def __init__(
+        self, topic: str, total: int, failures: list[DeliveryFailure], undelivered: int = 0
+    ) -> None:
+        self.failures = failures
+        self.undelivered = undelivered
+        parts = []
+        if failures:
+            first = failures[0]
+            what = first.trade_id or "raw message"
+            parts.append(
+                f"{len(failures)} of {total} deliveries to {topic} failed; "
+                f"first: {what} ({first.message_id}): {first.error}"
+            )
+        if undelivered:
+            parts.append(f"{undelivered} of {total} still unacknowledged after the flush timeout")
+        super().__init__("; ".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One send run: how many trades Kafka acknowledged, and how long until the last one."""
+
+    count: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Achieved msg/s, produce start to last acknowledgement."""
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+    def __str__(self) -> str:
+        return f"{self.count} trades in {self.seconds:.2f} s ({self.rate:.1f} msg/s)"
+
+
+@dataclass(frozen=True, slots=True)
+class RawDelivery:
+    """Where Kafka put one raw (bad-input) message."""
+
+    partition: int
+    offset: int
+
+
+class FeedProducer:
+    """Produces Trades to one topic, keyed by symbol, paced, with a ledger of acknowledgements.
+
+    `serializer` turns a Trade into the Kafka value (a TradeSerializer in production). The
+    clocks are injectable for tests; the pacer waits by polling the producer, so delivery
+    reports keep arriving while it waits.
+    """
+
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        serializer: Callable[[Trade], bytes],
+        *,
+        topic: str = TOPIC,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.topic = topic
+        self.ledger = ledger if ledger is not None else Ledger()
+        self._producer = producer
+        self._serialize = serializer
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._flush_timeout = flush_timeout
+        self._failures: list[DeliveryFailure] = []
+
+    def send_frames(
+        self,
+        frames: Iterable[Mapping[str, Any]],
+        *,
+        count: int | None = None,
+        rate: float | None = None,
+    ) -> RunSummary:
+        """Map each Binance frame when it is sent (ingestion time = now), then `send_trades`.
+
+        A malformed frame raises MalformedFrameError naming its position in `frames` (1-based),
+        after what was already produced has been flushed into the ledger.
+        """
+        return self.send_trades(self._map_frames(frames), count=count, rate=rate)
+
+    def _map_frames(self, frames: Iterable[Mapping[str, Any]]) -> Iterator[Trade]:
+        for number, frame in enumerate(frames, start=1):
+            try:
+                yield from_binance_frame(frame, self._wall_clock())
+            except MalformedFrameError as exc:
+                raise MalformedFrameError(f"frame {number}: {exc}") from exc
+
+    def send_trades(
+        self, trades: Iterable[Trade], *, count: int | None = None, rate: float | None = None
+    ) -> RunSummary:
+        """Produce up to `count` trades (None: all) at `rate` msg/s (None or 0: flat out).
+
+        Returns once every message is acknowledged; raises DeliveryError if any was not.
+        """
+        pacer = Pacer(rate, clock=self._clock, sleep=self._producer.poll)
+        failures_before = len(self._failures)
+        started = self._clock()
+        sent = 0
+        try:
+            for trade in trades if count is None else islice(trades, count):
+                pacer.wait()
+                self._produce(self._serialize(trade), trade.symbol.encode(), trade)
+                sent += 1
+        finally:
+            # Also on error: what went out still gets its reports into the ledger.
+            undelivered = self._producer.flush(self._flush_timeout)
+        failures = self._failures[failures_before:]
+        if failures or undelivered:
+            raise DeliveryError(self.topic, sent, failures, undelivered)
+        return RunSummary(count=sent, seconds=self._clock() - started)
+
+    def _produce(self, value: bytes, key: bytes, trade: Trade) -> None:
+        on_delivery = partial(self._on_delivery, trade, self._clock())
+        while True:
+            try:
+                self._producer.produce(self.topic, value, key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                # librdkafka's local queue is full: serve reports until there is room.
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _on_delivery(
+        self, trade: Trade, sent: float, error: object, message: DeliveredMessage
+    ) -> None:
+        if error is not None:
+            self._failures.append(DeliveryFailure(trade.message_id, trade.trade_id, str(error)))
+            return
+        partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None or offset < 0:
+            self._failures.append(
+                DeliveryFailure(
+                    trade.message_id,
+                    trade.trade_id,
+                    f"report without an offset (partition={partition}, offset={offset})",
+                )
+            )
+            return
+        self.ledger.append(
+            LedgerEntry(
+                trade=trade,
+                partition=partition,
+                offset=offset,
+                sent_monotonic=sent,
+                ack_monotonic=self._clock(),
+                ack_wall=self._wall_clock(),
+            )
+        )
+
+    def send_raw(self, value: bytes | None, *, key: bytes | None = None) -> RawDelivery:
+        """Produce one value as given (bad input for dead-letter tests) and wait for its report.
+
+        Not recorded in the ledger, which holds trades only; raises DeliveryError on failure.
+        """
+        reports: list[tuple[object, int | None, int | None]] = []
+
+        def on_delivery(error: object, message: DeliveredMessage) -> None:
+            reports.append((error, message.partition(), message.offset()))
+
+        self._producer.produce(self.topic, value, key, on_delivery=on_delivery)
+        undelivered = self._producer.flush(self._flush_timeout)
+        if undelivered or not reports:
+            raise DeliveryError(self.topic, 1, [], undelivered or 1)
+        error, partition, offset = reports[0]
+        if error is not None or partition is None or offset is None:
+            failure = DeliveryFailure(None, None, str(error) if error else "report without offset")
+            raise DeliveryError(self.topic, 1, [failure])
+        return RawDelivery(partition=partition, offset=offset)

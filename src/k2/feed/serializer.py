@@ -1,0 +1,58 @@
+"""Trade to Confluent-framed Avro bytes, with the schema registered once, not per message.
+
+The registry part is confluent-kafka's SchemaRegistryClient: register the shipped .avsc under
+`{topic}-value` (idempotent: the same schema gets its existing id back). The per-message part
+is fastavro's schemaless_writer behind a header built once, the same bytes AvroSerializer
+writes (a unit test holds the two equal), but without AvroSerializer's per-call subject lookup,
+rule hooks and header packing, which made it about half as fast on this path.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Final, Protocol
+
+import fastavro
+from confluent_kafka.schema_registry import Schema
+
+from k2.model.names import SUBJECT
+from k2.model.schema import parsed_trade_v2_schema, trade_v2_schema_str
+from k2.model.trade import Trade
+from k2.model.wire import wire_header
+
+AVRO: Final = "AVRO"
+
+
+class SchemaRegistrar(Protocol):
+    """The one registry call the feed needs (SchemaRegistryClient has it; so do test fakes)."""
+
+    def register_schema(
+        self, subject_name: str, schema: Schema, normalize_schemas: bool = False
+    ) -> int:
+        """Register `schema` under `subject_name` (or find it there) and return its id."""
+        ...
+
+
+class TradeSerializer:
+    """A callable Trade -> bytes: magic 0, 4-byte big-endian schema id, Avro body."""
+
+    def __init__(self, schema_id: int) -> None:
+        self.schema_id = schema_id
+        self._header = wire_header(schema_id)
+        self._schema = parsed_trade_v2_schema()
+
+    @classmethod
+    def register(cls, registry: SchemaRegistrar, subject: str = SUBJECT) -> TradeSerializer:
+        """Register TradeV2 under `subject` (TopicNameStrategy: `{topic}-value`) and use its id."""
+        return cls(registry.register_schema(subject, Schema(trade_v2_schema_str(), AVRO)))
+
+    def serialize_record(self, record: dict[str, object]) -> bytes:
+        """Frame and encode one TradeV2 record dict."""
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        fastavro.schemaless_writer(buffer, self._schema, record)
+        return buffer.getvalue()
+
+    def __call__(self, trade: Trade) -> bytes:
+        """Frame and encode one Trade."""
+        return self.serialize_record(trade.to_avro_dict())

@@ -1,0 +1,206 @@
+"""pytest plugin of the K2 E2E layer: options, run identity, failure bundles, summary.
+
+Registered from the repository's root `conftest.py`, so its options exist whatever path
+pytest is given. The fixtures themselves are in `tests/e2e/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from tests.e2e.utils import diagnostics
+from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.options import E2EOptions, add_options
+from tests.e2e.utils.redact import Redactor
+from tests.e2e.utils.report import ServiceRow, format_table, rows_for
+from tests.e2e.utils.run_identity import RunIdentity
+from tests.e2e.utils.stats_sampler import StatsSampler
+
+STACK_FIXTURES = frozenset({"docker_manager", "minimal_stack", "full_stack", "api_client"})
+_RUN_ID_KEY = "k2_e2e_run_id"
+_SUMMARY_KEY = "k2_e2e_summary"
+
+
+@dataclass
+class E2ESession:
+    """Everything the layer knows about the current pytest process."""
+
+    options: E2EOptions
+    identity: RunIdentity
+    worker: str | None
+    manager: E2EDockerManager | None = None
+    sampler: StatsSampler | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+    notes: list[str] = field(default_factory=list)
+    bundles: list[Path] = field(default_factory=list)
+    worker_rows: list[ServiceRow] = field(default_factory=list)
+    setup_bundle: Path | None = None
+
+    def rows(self) -> list[ServiceRow]:
+        """Summary rows of this process's stack plus those reported by xdist workers."""
+        rows = list(self.worker_rows)
+        if self.manager is not None:
+            peaks = {
+                name: (peak.cpu_percent, peak.memory_mib)
+                for name, peak in (self.sampler.peaks if self.sampler else {}).items()
+            }
+            rows += rows_for(self.manager.project.name, self.manager.timings.ready_after_s, peaks)
+        return rows
+
+
+SESSION = pytest.StashKey[E2ESession]()
+
+
+def e2e_session(config: pytest.Config) -> E2ESession:
+    """The layer's state for this pytest process."""
+    return config.stash[SESSION]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--e2e-profile, --e2e-keep, --e2e-reuse, --e2e-artifacts (and ini keys)."""
+    add_options(parser)
+
+
+def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A CI cancel sends SIGTERM: turn it into Ctrl-C so teardown still runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class _XdistController:
+    """Hooks that exist only when pytest-xdist is active, on the controller."""
+
+    def __init__(self, session: E2ESession) -> None:
+        self._session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every worker's stack carries the controller's run id."""
+        node.workerinput[_RUN_ID_KEY] = self._session.identity.run_id
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Collect each worker's summary rows."""
+        for row in getattr(node, "workeroutput", {}).get(_SUMMARY_KEY, []):
+            self._session.worker_rows.append(ServiceRow(**row))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve options once (a bad value stops pytest with one line) and name this run."""
+    options = E2EOptions.from_config(config)
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    identity = RunIdentity.current()
+    if _RUN_ID_KEY in workerinput:
+        identity = RunIdentity(
+            workerinput[_RUN_ID_KEY],
+            identity.pid,
+            identity.pid_start,
+            identity.host,
+            identity.started_at,
+        )
+    session = E2ESession(options, identity, workerinput.get("workerid"))
+    config.stash[SESSION] = session
+    if session.worker is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    if session.worker is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(session), "k2-e2e-xdist")
+
+
+def _uses_stack(item: pytest.Item) -> bool:
+    return bool(STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember when the test began: its failure bundle shows logs from then on."""
+    item.stash[_STARTED] = datetime.now(UTC)
+
+
+_STARTED = pytest.StashKey[datetime]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the failure bundle to every failed test (or failed setup) that used the stack."""
+    report = yield
+    session = item.config.stash.get(SESSION, None)
+    if (
+        report.failed
+        and session is not None
+        and session.manager is not None
+        and _uses_stack(item)
+        and report.when in ("setup", "call")
+    ):
+        _attach_bundle(session, item, report)
+    return report
+
+
+def _attach_bundle(session: E2ESession, item: pytest.Item, report: pytest.TestReport) -> None:
+    manager = session.manager
+    assert manager is not None
+    if report.when == "setup" and manager.failure is not None and session.setup_bundle:
+        # The stack failed once; every later test's setup error points at the same bundle.
+        report.sections.append(("k2-e2e bundle", f"see {session.setup_bundle}"))
+        return
+    since = item.stash.get(_STARTED, datetime.now(UTC))
+    if report.when == "setup" and manager.failure is not None:
+        since = datetime.fromtimestamp(session.identity.started_at, UTC)
+    services = sorted(manager.project.with_profiles(("minimal", "full")).config["services"])
+    sections = diagnostics.collect(manager.project.docker, services, since, session.redactor)
+    directory = diagnostics.write(
+        sections,
+        diagnostics.bundle_dir(session.options.artifacts, item.nodeid),
+        header=f"{item.nodeid} failed in {report.when} (stack {manager.project.name})",
+    )
+    session.bundles.append(directory)
+    if report.when == "setup" and manager.failure is not None:
+        session.setup_bundle = directory
+    for section in sections:
+        report.sections.append((f"k2-e2e {section.title}", section.body))
+    report.sections.append(("k2-e2e bundle", f"written to {directory}"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Safety net: the stack goes down even if fixture teardown never ran (Ctrl-C in setup)."""
+    state = session.config.stash.get(SESSION, None)
+    if state is None:
+        return
+    if state.sampler is not None:
+        state.sampler.stop()
+    if state.manager is not None:
+        state.manager.stop_now()
+    rows = state.rows()
+    if rows:
+        summary = state.options.artifacts / f"stack-summary-{state.worker or 'main'}.json"
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_SUMMARY_KEY] = [row.to_json() for row in rows]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Per-service ready time and peak CPU/memory, and where the artifacts are."""
+    state = config.stash.get(SESSION, None)
+    if state is None:
+        return
+    rows = state.rows()
+    if not rows and not state.bundles and not state.notes:
+        return
+    terminalreporter.section("k2 e2e stack")
+    for line in [*format_table(rows), *state.notes]:
+        terminalreporter.write_line(line)
+    if state.bundles:
+        terminalreporter.write_line(
+            f"failure bundles: {len(state.bundles)} under {state.options.artifacts / 'failures'}"
+        )
+    elif rows:
+        terminalreporter.write_line(f"artifacts: {state.options.artifacts}")
