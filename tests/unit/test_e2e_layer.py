@@ -104,7 +104,7 @@ def test_identity_round_trips_through_labels() -> None:
 
 
 def test_labels_overlay_covers_services_networks_volumes() -> None:
-    model = {"services": {"a": {}, "b": {}}, "volumes": {"data": {}}}
+    model: dict[str, Any] = {"services": {"a": {}, "b": {}}, "volumes": {"data": {}}}
     overlay = labels_overlay(model, {"k": "v"})
     assert overlay["services"] == {"a": {"labels": {"k": "v"}}, "b": {"labels": {"k": "v"}}}
     assert overlay["networks"] == {"default": {"labels": {"k": "v"}}}
@@ -252,7 +252,7 @@ def test_readiness_strategies_judge_states() -> None:
 
 
 def test_strategies_and_deadlines_come_from_the_compose_model() -> None:
-    model = {
+    model: dict[str, Any] = {
         "services": {
             "db": {
                 "healthcheck": {
