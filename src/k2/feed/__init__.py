@@ -4,6 +4,7 @@ Generate or replay Binance trade frames, produce them as TradeV2 to Kafka at a c
 keep a ledger of every acknowledgement for the tests to compare Kafka, Iceberg and the API with.
 """
 
+from k2.feed.clients import open_feed
 from k2.feed.generator import generate_frames
 from k2.feed.ledger import Ledger, LedgerEntry
 from k2.feed.pacing import Pacer
@@ -30,6 +31,7 @@ __all__ = [
     "RunSummary",
     "TradeSerializer",
     "generate_frames",
+    "open_feed",
     "producer_config",
     "read_frames",
     "write_frames",

@@ -1,7 +1,8 @@
 """`python -m k2.feed`: produce generated or replayed Binance trades to Kafka, one summary line.
 
 Exit status 0 when Kafka acknowledged every trade, 1 when it did not (or the registry, the
-replay file or a frame was bad), 2 for bad arguments.
+replay file or a frame was bad), 2 for bad arguments, 130 when interrupted. The ledger, when
+asked for, is written once sending has started, however it ends.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.schema_registry.error import SchemaRegistryError
-
 from k2.feed.clients import open_feed
 from k2.feed.generator import generate_frames
 from k2.feed.producer import DeliveryError, FeedProducer
 from k2.feed.replay import ReplayError, read_frames
+from k2.model.binance import MalformedFrameError
 from k2.model.names import TOPIC
 from k2.model.timestamps import ensure_utc, utc_now
 
 FeedOpener = Callable[..., FeedProducer]
+OWN_ERRORS = (DeliveryError, ReplayError, MalformedFrameError)
 
 
 def _symbols(text: str) -> list[str]:
@@ -98,25 +98,32 @@ def main(argv: list[str] | None = None, *, opener: FeedOpener = open_feed) -> in
         parser.error(f"--count {args.count} is negative")
     if args.rate is not None and args.rate < 0:
         parser.error(f"--rate {args.rate} is negative")
-    feed: FeedProducer | None = None
     try:
         feed = opener(
             args.bootstrap, args.registry, topic=args.topic, producer_overrides=dict(args.settings)
         )
+    except Exception as exc:  # one line, whatever the client raised: a traceback buries it
+        return _error(f"cannot open the feed (registry {args.registry}): {_describe(exc)}")
+    try:
         summary = feed.send_frames(_frames(args), count=args.count, rate=args.rate)
-    except (
-        DeliveryError,
-        ReplayError,
-        ValueError,
-        OSError,
-        KafkaException,
-        SchemaRegistryError,
-    ) as exc:
-        print(f"k2-feed: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return _error(f"interrupted after {len(feed.ledger)} acknowledged trades", status=130)
+    except Exception as exc:
+        return _error(_describe(exc))
     finally:
-        if feed is not None and args.ledger is not None:
+        if args.ledger is not None:
             feed.ledger.dump_jsonl(args.ledger)
     ledger = f", ledger {args.ledger}" if args.ledger is not None else ""
     print(f"k2-feed: {summary} to {feed.topic}{ledger}")
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    # Our own errors read as sentences; a library's needs its type to make sense.
+    text = str(exc) if isinstance(exc, OWN_ERRORS) else f"{type(exc).__name__}: {exc}"
+    return "; ".join([text, *getattr(exc, "__notes__", [])])
+
+
+def _error(message: str, status: int = 1) -> int:
+    print(f"k2-feed: error: {message}", file=sys.stderr)
+    return status

@@ -63,8 +63,8 @@ def _market(symbol: str, rng: random.Random, first_trade_id: int) -> _Market:
     if start is None:
         start = Decimal(f"{10 ** rng.uniform(-4, 4):.6g}")
     magnitude = math.floor(math.log10(start))
-    # About six significant digits of price, as on Binance; quantities finer as price rises.
-    price_decimals = min(8, max(0, 5 - magnitude))
+    # About seven significant digits of price, as on Binance; quantities finer as price rises.
+    price_decimals = min(8, max(0, 6 - magnitude))
     lot_decimals = min(8, max(0, magnitude + 1))
     price_unit = 10 ** (8 - price_decimals)
     lot_unit = 10 ** (8 - lot_decimals)

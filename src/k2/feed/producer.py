@@ -8,12 +8,12 @@ DeliveryError when it ends. Nothing is dropped silently.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import islice
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from k2.feed.ledger import Ledger, LedgerEntry
 from k2.feed.pacing import Pacer
@@ -26,6 +26,8 @@ DeliveryCallback = Callable[[Any, Any], None]
 """(KafkaError | None, Message): confluent-kafka's on_delivery signature."""
 
 DEFAULT_FLUSH_TIMEOUT: Final = 60.0
+
+_Item = TypeVar("_Item")
 
 
 class KafkaProducer(Protocol):
@@ -138,6 +140,10 @@ class RawDelivery:
     offset: int
 
 
+def _as_is(_: int, trade: Trade) -> Trade:
+    return trade
+
+
 class FeedProducer:
     """Produces Trades to one topic, keyed by symbol, paced, with a ledger of acknowledgements.
 
@@ -173,19 +179,12 @@ class FeedProducer:
         count: int | None = None,
         rate: float | None = None,
     ) -> RunSummary:
-        """Map each Binance frame when it is sent (ingestion time = now), then `send_trades`.
+        """Map each Binance frame as it is sent (ingestion time = that moment) and produce it.
 
         A malformed frame raises MalformedFrameError naming its position in `frames` (1-based),
         after what was already produced has been flushed into the ledger.
         """
-        return self.send_trades(self._map_frames(frames), count=count, rate=rate)
-
-    def _map_frames(self, frames: Iterable[Mapping[str, Any]]) -> Iterator[Trade]:
-        for number, frame in enumerate(frames, start=1):
-            try:
-                yield from_binance_frame(frame, self._wall_clock())
-            except MalformedFrameError as exc:
-                raise MalformedFrameError(f"frame {number}: {exc}") from exc
+        return self._run(frames, self._map_frame, count, rate)
 
     def send_trades(
         self, trades: Iterable[Trade], *, count: int | None = None, rate: float | None = None
@@ -194,22 +193,50 @@ class FeedProducer:
 
         Returns once every message is acknowledged; raises DeliveryError if any was not.
         """
+        return self._run(trades, _as_is, count, rate)
+
+    def _map_frame(self, number: int, frame: Mapping[str, Any]) -> Trade:
+        try:
+            return from_binance_frame(frame, self._wall_clock())
+        except MalformedFrameError as exc:
+            raise MalformedFrameError(f"frame {number}: {exc}") from exc
+
+    def _run(
+        self,
+        items: Iterable[_Item],
+        to_trade: Callable[[int, _Item], Trade],
+        count: int | None,
+        rate: float | None,
+    ) -> RunSummary:
         pacer = Pacer(rate, clock=self._clock, sleep=self._producer.poll)
         failures_before = len(self._failures)
         started = self._clock()
         sent = 0
         try:
-            for trade in trades if count is None else islice(trades, count):
+            for item in items if count is None else islice(items, count):
                 pacer.wait()
+                trade = to_trade(sent + 1, item)
                 self._produce(self._serialize(trade), trade.symbol.encode(), trade)
                 sent += 1
-        finally:
-            # Also on error: what went out still gets its reports into the ledger.
-            undelivered = self._producer.flush(self._flush_timeout)
+        except BaseException as exc:
+            # What went out still gets its reports into the ledger, and its failures are
+            # told along with the error that stopped the run.
+            problem = self._settle(failures_before, sent)
+            if problem is not None:
+                exc.add_note(f"also: {problem}")
+            raise
+        problem = self._settle(failures_before, sent)
+        if problem is not None:
+            raise problem
+        return RunSummary(count=sent, seconds=self._clock() - started)
+
+    def _settle(self, failures_before: int, sent: int) -> DeliveryError | None:
+        """Flush, then the DeliveryError of this run's failures and missing reports, if any."""
+        undelivered = self._producer.flush(self._flush_timeout)
         failures = self._failures[failures_before:]
         if failures or undelivered:
-            raise DeliveryError(self.topic, sent, failures, undelivered)
-        return RunSummary(count=sent, seconds=self._clock() - started)
+            return DeliveryError(self.topic, sent, failures, undelivered)
+        return None
 
     def _produce(self, value: bytes, key: bytes, trade: Trade) -> None:
         on_delivery = partial(self._on_delivery, trade, self._clock())

@@ -1,10 +1,11 @@
 """Trade to Confluent-framed Avro bytes, with the schema registered once, not per message.
 
 The registry part is confluent-kafka's SchemaRegistryClient: register the shipped .avsc under
-`{topic}-value` (idempotent: the same schema gets its existing id back). The per-message part
-is fastavro's schemaless_writer behind a header built once, the same bytes AvroSerializer
-writes (a unit test holds the two equal), but without AvroSerializer's per-call subject lookup,
-rule hooks and header packing, which made it about half as fast on this path.
+`{topic}-value` up front (idempotent: the same schema gets its existing id back), so a wrong
+registry URL fails before the first message. The per-message part is fastavro's
+schemaless_writer behind a header built once: the bytes AvroSerializer writes (a unit test
+holds the two equal) without its per-call subject-name lookup and rule hooks, 3-5 us (15-25%)
+less per message here. Both spend most of their time in the same fastavro encoder.
 """
 
 from __future__ import annotations

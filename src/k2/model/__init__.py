@@ -4,7 +4,7 @@ The consumer, the API and the tests import from here; the submodules each do one
 """
 
 from k2.model.binance import MalformedFrameError, from_binance_frame, quote_currency
-from k2.model.codec import decode_body, decode_trade, encode_body, encode_trade
+from k2.model.codec import AvroBodyError, decode_body, decode_trade, encode_body, encode_trade
 from k2.model.decimals import format_decimal, to_decimal_18_8
 from k2.model.ids import K2_MESSAGE_NAMESPACE, message_id_for
 from k2.model.names import CONSUMER_GROUP, SUBJECT, TOPIC
@@ -19,6 +19,7 @@ __all__ = [
     "SUBJECT",
     "TOPIC",
     "AssetClass",
+    "AvroBodyError",
     "MalformedFrameError",
     "Side",
     "Trade",

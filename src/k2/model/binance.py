@@ -60,11 +60,15 @@ def _vendor_value(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _fail(frame: object, problem: str) -> MalformedFrameError:
-    shown = repr(frame)
-    if len(shown) > 300:
-        shown = shown[:300] + "..."
-    return MalformedFrameError(f"malformed Binance trade frame: {problem}; frame={shown}")
+    # Bounded, because the message ends up in logs and dead-letter headers.
+    return MalformedFrameError(
+        f"malformed Binance trade frame: {_shorten(problem)}; frame={_shorten(repr(frame))}"
+    )
 
 
 def _int_field(frame: object, data: Mapping[str, Any], key: str) -> int:
