@@ -1,0 +1,1 @@
+"""Iceberg: the trades table K2 writes and serves."""
