@@ -1,5 +1,5 @@
 #!/bin/bash
-# Entrypoint following the official postgres image's contract (subset; see image README notes).
+# Init follows the official postgres image's contract (env vars, /docker-entrypoint-initdb.d).
 set -Eeuo pipefail
 
 # `docker run IMAGE -c fsync=off` / compose `command: [-c, ...]` -> postgres -c ...

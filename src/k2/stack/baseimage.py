@@ -23,6 +23,17 @@ BASE_IMAGE = "debian:bookworm-slim"
 SUITE = "bookworm"
 # Pruned from the debootstrap tree: nothing in a service image reads them.
 _PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/info", "var/cache/apt", "var/lib/apt/lists")
+# What the official slim image ships as /etc/apt/apt.conf.d/docker-clean: without it every
+# `apt-get install` layer keeps its downloaded .deb files (100+ MB for a JRE).
+_CLEAN_DEBS = (
+    '"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+    '/var/cache/apt/*.bin || true";'
+)
+_APT_DOCKER_CLEAN = (
+    f"DPkg::Post-Invoke {{ {_CLEAN_DEBS} }};\n"
+    f"APT::Update::Post-Invoke {{ {_CLEAN_DEBS} }};\n"
+    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+)
 
 
 def image_id(ref: str) -> str | None:
@@ -81,6 +92,7 @@ def _debootstrap(mirror: str, rootfs: Path) -> None:
             f"debootstrap of {SUITE} failed:\n{tail(proc.stdout + proc.stderr)}",
             "check the Debian mirror in /etc/apt (or K2_DEBIAN_MIRROR) answers",
         )
+    (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(_APT_DOCKER_CLEAN)
     for rel in _PRUNE:
         target = rootfs / rel
         if target.is_dir():
