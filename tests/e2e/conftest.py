@@ -8,6 +8,7 @@ change one step, as with pytest-docker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -130,9 +131,13 @@ async def docker_manager(
 ) -> AsyncIterator[dm.E2EDockerManager]:
     """The run's stack manager; tears everything down at the end, even after a failed up."""
     reporter: Any = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture: Any = pytestconfig.pluginmanager.get_plugin("capturemanager")
 
     def say(line: str) -> None:
-        if reporter is not None and k2_e2e.worker is None:
+        """Progress to the terminal now, not into the test's captured output."""
+        if reporter is None or k2_e2e.worker is not None:
+            return
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(line)
 
     for verdict in sweep(compose_project.docker, k2_e2e.identity.host):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,17 @@ class FetchStep:
             return f"go module {self.options['package']}@{self.options['version']}"
         if self.kind == "go":
             return f"go package {self.options['package']} pinned by {self.options['module']}"
+        if self.kind == "pip":
+            extras = ",".join(self.options.get("extras", []))
+            return f"python wheels of {self.options['project']}[{extras}]"
         return f"maven dependencies of {self.options['pom']}"
 
-    def run(self, context: Path) -> None:
-        """Fetch into `context / dest`."""
-        _FETCHERS[self.kind](self, context)
+    def run(self, context: Path, repo_root: Path) -> None:
+        """Fetch into `context / dest`; paths in options are relative to the repo root."""
+        _FETCHERS[self.kind](self, context, repo_root)
 
 
-def _maven(step: FetchStep, context: Path) -> None:
+def _maven(step: FetchStep, context: Path, _repo_root: Path) -> None:
     pom = context / str(step.options["pom"])
     args = [
         "mvn",
@@ -82,7 +86,7 @@ def _maven(step: FetchStep, context: Path) -> None:
         raise FetchError(f"maven could not fetch {what}:\n{tail(output, 8)}")
 
 
-def _go(step: FetchStep, context: Path) -> None:
+def _go(step: FetchStep, context: Path, _repo_root: Path) -> None:
     """`go install pkg@version`, or, with `module`, inside that go.mod (pins non-semver tags)."""
     flags = [str(flag) for flag in step.options.get("flags", [])]
     env = {**os.environ, "GOBIN": str(context / step.dest), "CGO_ENABLED": "0"}
@@ -101,5 +105,58 @@ def _go(step: FetchStep, context: Path) -> None:
         )
 
 
-_FETCHERS = {"maven": _maven, "go": _go}
-_REQUIRED = {"maven": ("pom",), "go": ("package",)}
+# The Python services run Debian bookworm's python3 (3.11, glibc 2.36) on x86_64: wheels are
+# chosen for that target explicitly, so a host of another OS or CPython still fetches the
+# right ones.
+# pip does not widen an explicit --platform to older glibc tags, so every compatible one is
+# named: bookworm's glibc 2.36 runs wheels built for any manylinux up to 2.36.
+PIP_TARGET = (
+    "--only-binary=:all:",
+    "--python-version=3.11",
+    "--implementation=cp",
+    "--abi=cp311",
+    *(f"--platform=manylinux_2_{minor}_x86_64" for minor in range(5, 37)),
+    "--platform=manylinux2014_x86_64",
+    "--platform=manylinux2010_x86_64",
+    "--platform=manylinux1_x86_64",
+)
+
+
+def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
+    """Build the project's wheel, then download every dependency's wheel for the target."""
+    dest = context / step.dest
+    project = repo_root / str(step.options["project"])
+    build = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(dest),
+            str(project),
+        ],
+        timeout=FETCH_TIMEOUT_S,
+    )
+    if build.returncode != 0:
+        raise FetchError(f"building the wheel of {project} failed:\n{tail(build.stderr, 8)}")
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise FetchError(f"expected one wheel of {project} in {dest}, found {len(wheels)}")
+    extras = ",".join(step.options.get("extras", []))
+    requirement = f"{wheels[0]}[{extras}]" if extras else str(wheels[0])
+    args = [sys.executable, "-m", "pip", "download", "--quiet", "-d", str(dest), *PIP_TARGET]
+    if "constraints" in step.options:
+        args += ["-c", str(repo_root / str(step.options["constraints"]))]
+    proc = run([*args, requirement], timeout=FETCH_TIMEOUT_S)
+    if proc.returncode != 0:
+        output = proc.stderr + proc.stdout
+        missing = re.search(r"No matching distribution found for (\S+)", output)
+        what = missing.group(1) if missing else step.describe()
+        raise FetchError(f"pip could not fetch {what}:\n{tail(output, 8)}")
+
+
+_FETCHERS = {"maven": _maven, "go": _go, "pip": _pip}
+_REQUIRED = {"maven": ("pom",), "go": ("package",), "pip": ("project",)}

@@ -79,7 +79,13 @@ def _files(root: Path) -> Iterator[Path]:
         yield root
         return
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not _IGNORED_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+        if (
+            path.is_file()
+            and not _IGNORED_PARTS.intersection(path.parts)
+            and path.suffix != ".pyc"
+            # Written into src/ by the wheel build of the pip fetch: an output, not an input.
+            and not any(part.endswith(".egg-info") for part in path.parts)
+        ):
             yield path
 
 
@@ -143,14 +149,14 @@ def plan(specs: list[ImageSpec], repo_root: Path, force: bool = False) -> list[P
     return planned
 
 
-def _stage(item: PlannedImage, build_root: Path) -> Path:
+def _stage(item: PlannedImage, build_root: Path, repo_root: Path) -> Path:
     """A fresh build context: the service directory, then its fetched artifacts."""
     context = build_root / item.spec.service
     if context.exists():
         shutil.rmtree(context)
     shutil.copytree(item.spec.directory, context, ignore=shutil.ignore_patterns(*_IGNORED_PARTS))
     for step in item.spec.fetch:
-        step.run(context)
+        step.run(context, repo_root)
     return context
 
 
@@ -238,7 +244,7 @@ def build(
     to_build = [item for item in planned if item.state == "build"]
     with ThreadPoolExecutor(max_workers=max(1, len(to_build))) as pool:
         staged: list[tuple[PlannedImage, Future[Path]]] = [
-            (item, pool.submit(_stage, item, build_root)) for item in to_build
+            (item, pool.submit(_stage, item, build_root, repo_root)) for item in to_build
         ]
         for item in planned:
             if item.state == "retag":

@@ -80,7 +80,7 @@ def judge(
 
 def list_resources(docker: DockerClient) -> list[Resource]:
     """Every compose-labelled container, network and volume on the engine."""
-    label = {"label": COMPOSE_PROJECT_LABEL}
+    label = [("label", COMPOSE_PROJECT_LABEL)]
     found = [
         Resource("container", c.id, dict(c.config.labels or {}))
         for c in docker.container.list(all=True, filters=label)
