@@ -22,7 +22,12 @@ from pytest_docker.plugin import DockerComposeExecutor
 
 from tests.e2e.utils import preflight
 from tests.e2e.utils.compose_project import ComposeProject
-from tests.e2e.utils.health_wait import StackUnhealthy, WaitReport, wait_until_ready
+from tests.e2e.utils.health_wait import (
+    NEVER_CREATED,
+    StackUnhealthy,
+    WaitReport,
+    wait_until_ready,
+)
 from tests.e2e.utils.readiness import deadline_for, strategies
 from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP, RunIdentity
 
@@ -111,6 +116,8 @@ class E2EDockerManager:
                 self.project.docker, chosen, {service_name: float(timeout)}, self._progress
             )
         )
+        # A restarted container may have been given another ephemeral host port.
+        self.running_services = await anyio.to_thread.run_sync(self.endpoints)
         return True
 
     async def get_service_logs(self, service_name: str, lines: int = 50) -> str:
@@ -132,16 +139,21 @@ class E2EDockerManager:
     def ensure_still_ready(self) -> None:
         """Wait for any service that is not ready now (restarted by an earlier test)."""
         model = self.project.config
+        waited: list[str] = []
+
+        def notice(service: str, text: str, _seconds: float) -> None:
+            if text != "ready":
+                waited.append(service)
+                self._say(f"k2-e2e: {service} is {text}; waiting for it before the next test")
+
         wait_until_ready(
             self.project.docker,
             strategies(model),
             {name: deadline_for(spec) for name, spec in model["services"].items()},
-            on_change=self._notice,
+            on_change=notice,
         )
-
-    def _notice(self, service: str, text: str, _seconds: float) -> None:
-        if text != "ready":
-            self._say(f"k2-e2e: {service} is {text}; waiting for it before the next test")
+        if waited:  # A restarted container may have been given another ephemeral port.
+            self.running_services = self.endpoints()
 
     def endpoints(self) -> dict[str, str]:
         """Map service -> 'host:port' of its first published port, for the active profiles."""
@@ -201,7 +213,8 @@ class E2EDockerManager:
             )
         except StackUnhealthy as exc:
             up_done.wait(UP_FINISH_GRACE_S)  # Let compose stop creating before teardown.
-            if up_error:  # compose's own error (a taken port, say) says more than a symptom.
+            if up_error and exc.reason == NEVER_CREATED:
+                # compose's own error (a taken port, say) is the cause; the absence a symptom.
                 raise StackUnhealthy(
                     "(compose up)", "`docker compose up` failed", str(up_error[0])
                 ) from exc

@@ -19,6 +19,7 @@ from python_on_whales.exceptions import DockerException
 from tests.e2e.utils.readiness import ContainerState, Readiness, Verdict
 
 POLL_INTERVAL_S = 0.5
+NEVER_CREATED = "compose finished but never created its container"
 LOG_LINES = 40
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import NoSuchContainer, NoSuchNetwork, NoSuchVolume
@@ -80,7 +81,7 @@ def judge(
 
 def list_resources(docker: DockerClient) -> list[Resource]:
     """Every compose-labelled container, network and volume on the engine."""
-    label = [("label", COMPOSE_PROJECT_LABEL)]
+    label: list[tuple[Literal["label"], str]] = [("label", COMPOSE_PROJECT_LABEL)]
     found = [
         Resource("container", c.id, dict(c.config.labels or {}))
         for c in docker.container.list(all=True, filters=label)
