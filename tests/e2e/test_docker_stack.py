@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pytest_docker.plugin import DockerComposeExecutor
 
-from tests.e2e.plugin import E2ESession
+from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
 from tests.e2e.utils.compose_project import ComposeProject
 from tests.e2e.utils.health_wait import StackUnhealthy, observe
@@ -230,3 +230,59 @@ def test_taken_pinned_port_stops_the_session_with_one_line(
     assert proc.returncode == 4, output[-3000:]
     assert f"pinned host port {port} (K2_MINIO_PORT) is already in use" in output, output[-3000:]
     assert "docker compose up" not in output
+
+
+DELIBERATE_FAILURE = """
+import pytest
+from tests.e2e.conftest import *  # noqa: F403 (the layer's fixtures, for a file outside tests/)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_deliberately_fails(minimal_stack):
+    assert minimal_stack == {}, "deliberate failure"
+"""
+
+
+def test_failing_test_carries_service_logs_in_report_and_artifacts(
+    pytestconfig: pytest.Config, tmp_path: Path
+) -> None:
+    test_file = tmp_path / "test_deliberate.py"
+    test_file.write_text(DELIBERATE_FAILURE)
+    artifacts = tmp_path / "artifacts"
+    root = pytestconfig.rootpath
+    env = {**os.environ, "PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.e2e.plugin",
+            "-m",
+            "e2e",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(root / "pyproject.toml"),
+            "--rootdir",
+            str(root),
+            str(test_file),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert "deliberate failure" in output
+    for section in ("k2-e2e ps", "k2-e2e health", "k2-e2e stats", "k2-e2e logs kafka"):
+        assert section in output, f"report lacks {section!r}:\n{output[-3000:]}"
+    [bundle] = (artifacts / "failures").iterdir()
+    assert (bundle / "logs-kafka.log").read_text().strip()
+    assert {"ps.log", "health.log", "stats.log", "README.txt"} <= {p.name for p in bundle.iterdir()}
+    project = _throwaway(root, e2e_session(pytestconfig), tmp_path / "env")
+    secret = project.service_env("postgres")["POSTGRES_PASSWORD"]
+    assert all(secret not in p.read_text() for p in bundle.iterdir()), "a password leaked"
