@@ -6,7 +6,10 @@ within a run):
   caches as found, recorded), only with `--cold` because it deletes the k2 images;
 - no-change rebuild: `k2-stack images` when nothing changed (goal <= 10 s);
 - minimal profile `docker compose ... --profile minimal up --wait` on a fresh project, then
-  `down -v` (goal <= 60 s), and whether `down -v` left anything behind.
+  `down -v` (goal <= 60 s), and whether `down -v` left anything behind;
+- time to first test through the E2E layer (pytest launch to the first test body, fresh
+  stack) against that plain `up --wait`, interleaved run by run (goal ratio <= 1.05);
+- time to first test with `--e2e-reuse` on a stack that is already up (goal <= 3 s).
 
     python -m benchmarks.stack_bench [--cold] [--repeats 3]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +33,15 @@ from benchmarks.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "stack.json"
-GOALS_S = {"no_change_rebuild": 10.0, "minimal_up_wait": 60.0}
+GOALS = {
+    "no_change_rebuild_s": 10.0,
+    "minimal_up_wait_s": 60.0,
+    "layer_to_plain_ratio": 1.05,
+    "reuse_time_to_first_test_s": 3.0,
+}
+FIRST_TEST = (
+    "tests/e2e/test_docker_stack.py::test_minimal_profile_selects_exactly_the_infrastructure"
+)
 
 
 def _timed(args: list[str], **kwargs: Any) -> float:
@@ -102,23 +114,119 @@ def _leftovers(project: str) -> dict[str, list[str]]:
     return found
 
 
-def minimal_up(repeats: int, env_dir: Path) -> dict[str, Any]:
-    """Plain `up --wait` of the minimal profile on fresh projects, each torn down after."""
-    runs: list[dict[str, Any]] = []
-    ups: list[float] = []
-    for _ in range(repeats):
-        project = f"k2bench-{uuid.uuid4().hex[:8]}"
-        env_file = env_dir / f"{project}.env"
-        env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
-        args = _project_args(project, env_file)
-        try:
-            up = _timed([*args, "up", "--wait", "--quiet-pull"])
-        finally:
-            down = _timed([*args, "down", "-v", "--remove-orphans"])
-        leftovers = _leftovers(project)
-        ups.append(up)
-        runs.append({"up_wait_s": up, "down_v_s": down, "left_behind": leftovers})
-    return {"runs": runs, "median_up_wait_s": statistics.median(ups), "max_up_wait_s": max(ups)}
+def plain_up(env_dir: Path) -> dict[str, Any]:
+    """Plain `up --wait` of the minimal profile on a fresh project, then `down -v`."""
+    project = f"k2bench-{uuid.uuid4().hex[:8]}"
+    env_file = env_dir / f"{project}.env"
+    env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
+    args = _project_args(project, env_file)
+    try:
+        up = _timed([*args, "up", "--wait", "--quiet-pull"])
+    finally:
+        down = _timed([*args, "down", "-v", "--remove-orphans"])
+    return {"up_wait_s": up, "down_v_s": down, "left_behind": _leftovers(project)}
+
+
+def layer_first_test(env_dir: Path, *extra: str) -> dict[str, Any]:
+    """Launch pytest on one stack test; seconds until its body starts, and the whole run."""
+    mark = env_dir / f"first-{uuid.uuid4().hex[:8]}"
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    env["K2_BENCH_FIRST_TEST_FILE"] = str(mark)
+    started = time.time()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "benchmarks.first_test_clock",
+            "-m",
+            "e2e",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+            FIRST_TEST,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    whole = time.time() - started
+    if proc.returncode != 0 or not mark.exists():
+        sys.exit(f"benchmark pytest run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return {
+        "time_to_first_test_s": round(float(mark.read_text()) - started, 2),
+        "whole_run_s": round(whole, 2),
+    }
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def startup(repeats: int, env_dir: Path) -> dict[str, Any]:
+    """Plain `up --wait` and the layer, alternated so drift in machine load hits both."""
+    plain: list[dict[str, Any]] = []
+    layer: list[dict[str, Any]] = []
+    for i in range(repeats):
+        order = (plain_up, layer_first_test) if i % 2 == 0 else (layer_first_test, plain_up)
+        for step in order:
+            (plain if step is plain_up else layer).append(step(env_dir))
+    ratio = _median(layer, "time_to_first_test_s") / _median(plain, "up_wait_s")
+    return {
+        "plain_up_wait": {"runs": plain, "median_s": _median(plain, "up_wait_s")},
+        "layer": {
+            "runs": layer,
+            "median_time_to_first_test_s": _median(layer, "time_to_first_test_s"),
+        },
+        "layer_to_plain_ratio": round(ratio, 3),
+    }
+
+
+def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
+    """`--e2e-reuse`: one run to start and keep the stack, then timed runs that reuse it."""
+    warmup = layer_first_test(env_dir, "--e2e-reuse")
+    runs = [layer_first_test(env_dir, "--e2e-reuse") for _ in range(repeats)]
+    _remove_reuse_stacks()
+    return {
+        "first_run_starting_it": warmup,
+        "runs": runs,
+        "median_time_to_first_test_s": _median(runs, "time_to_first_test_s"),
+    }
+
+
+def _remove_reuse_stacks() -> None:
+    """Reused stacks are kept on purpose; the benchmark removes the one it made."""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=org.k2.e2e.keep=true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    projects = {
+        subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "--format",
+                '{{index .Config.Labels "com.docker.compose.project"}}',
+                ref,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for ref in ids
+    }
+    for project in sorted(p for p in projects if p.startswith("k2e2e-reuse-")):
+        subprocess.run(
+            ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"],
+            capture_output=True,
+            check=True,
+        )
 
 
 def main() -> None:
@@ -127,7 +235,7 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="delete k2 images and rebuild all")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, Any] = {"machine": describe(), "goals_s": GOALS_S}
+    results: dict[str, Any] = {"machine": describe(), "goals": GOALS}
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.cold:
         results["cold_build"] = cold_build()
@@ -139,7 +247,8 @@ def main() -> None:
     results["no_change_rebuild"] = {"runs_s": rebuilds, "median_s": statistics.median(rebuilds)}
     env_dir = ROOT / ".build" / "bench"
     env_dir.mkdir(parents=True, exist_ok=True)
-    results["minimal_up_wait"] = minimal_up(args.repeats, env_dir)
+    results["startup"] = startup(args.repeats, env_dir)
+    results["reuse"] = reuse(args.repeats, env_dir)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

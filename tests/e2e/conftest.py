@@ -20,7 +20,7 @@ from pytest_docker.plugin import DockerComposeExecutor
 
 from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
-from tests.e2e.utils import reuse
+from tests.e2e.utils import preflight, reuse
 from tests.e2e.utils.compose_project import ComposeProject, engine_host
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.redact import Redactor, secrets_in
@@ -47,20 +47,25 @@ def k2_e2e(pytestconfig: pytest.Config) -> E2ESession:
 
 @pytest.fixture(scope="session")
 def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeProject:
-    """The run's project, after the preflight checks; pytest stops here if one fails."""
+    """The run's project, after the preflight checks; pytest stops here if one fails.
+
+    Two `compose config` calls in all: every profile once (validation, labels, the reuse
+    hash, cleanup), then the active profile of the final project (what will run).
+    """
     root = pytestconfig.rootpath
     options = k2_e2e.options
-    plain = ComposeProject.create(
+    probe = ComposeProject.create(
         root, "k2e2e-preflight", (options.profile,), root / ".build" / "e2e" / "preflight"
     )
     try:
-        model = dm.run_preflight(plain)
+        preflight.check_engine(probe.docker)
+        preflight.check_compose(probe.docker)
+        everything = preflight.check_config(probe.everything)
     except PreflightError as exc:
         pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
-    k2_e2e.redactor = Redactor(secrets_in(model)).add(*_api_keys())
     labels = k2_e2e.identity.labels()
     if options.reuse:
-        digest = reuse.config_hash(plain.with_profiles(("minimal", "full")).config, plain.docker)
+        digest = reuse.config_hash(everything, probe.docker)
         name = reuse.reuse_project_name(digest)
         env_dir = root / ".build" / "e2e" / "reuse"
         labels |= {LABEL_KEEP: "true", LABEL_CONFIG_HASH: digest}
@@ -69,9 +74,22 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
         env_dir = root / ".build" / "e2e" / "runs" / name
         if options.keep:
             labels |= {LABEL_KEEP: "true"}
-    return ComposeProject.create(
-        root, name, (options.profile,), env_dir, labels=labels, host=engine_host()
+    project = ComposeProject.create(
+        root,
+        name,
+        (options.profile,),
+        env_dir,
+        labels=labels,
+        host=engine_host(),
+        everything=everything,
     )
+    try:
+        model = dm.run_preflight(project)
+    except PreflightError as exc:
+        pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
+    k2_e2e.redactor = Redactor(secrets_in(everything)).add(*_api_keys())
+    assert model is project.config
+    return project
 
 
 def _api_keys() -> list[str]:
@@ -105,15 +123,8 @@ def docker_setup() -> list[str]:
 @pytest.fixture(scope="session")
 def docker_cleanup(compose_project: ComposeProject) -> list[str]:
     """`down -v --remove-orphans` with every profile the compose files define."""
-    profiles = sorted(
-        {
-            p
-            for spec in compose_project.with_profiles(("minimal", "full"))
-            .config["services"]
-            .values()
-            for p in spec.get("profiles") or []
-        }
-    )
+    everything = compose_project.everything()["services"].values()
+    profiles = sorted({p for spec in everything for p in spec.get("profiles") or []})
     return dm.default_cleanup(profiles)
 
 

@@ -153,7 +153,7 @@ def _attach_bundle(session: E2ESession, item: pytest.Item, report: pytest.TestRe
     since = item.stash.get(_STARTED, datetime.now(UTC))
     if report.when == "setup" and manager.failure is not None:
         since = datetime.fromtimestamp(session.identity.started_at, UTC)
-    services = sorted(manager.project.with_profiles(("minimal", "full")).config["services"])
+    services = sorted(manager.project.everything()["services"])
     sections = diagnostics.collect(manager.project.docker, services, since, session.redactor)
     directory = diagnostics.write(
         sections,

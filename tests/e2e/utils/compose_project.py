@@ -15,13 +15,16 @@ import random
 import re
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from python_on_whales import DockerClient
 
+from tests.e2e.utils.health_wait import observe
+
 COMPOSE_FILES = ("docker-compose.v1.yml", "docker-compose.e2e.override.yml")
+ALL_PROFILES = ("minimal", "full")
 KAFKA_PORT_VARIABLE = "K2_KAFKA_HOST_PORT"
 # Kafka's host port is picked before `up` (the broker must advertise it). Pick it below the
 # kernel's and Docker's ephemeral range, so no ephemeral port handed out meanwhile takes it.
@@ -75,6 +78,8 @@ class ComposeProject:
     env_file: Path
     extra_files: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
+    # The whole model across every profile, when the caller already has it (saves a call).
+    all_profiles_model: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def create(
@@ -85,24 +90,41 @@ class ComposeProject:
         env_dir: Path,
         labels: dict[str, str] | None = None,
         host: str = "127.0.0.1",
+        everything: dict[str, Any] | None = None,
     ) -> ComposeProject:
         """Write the project's variables file (and labels overlay) and describe it.
 
         Kafka's host port is taken from the environment when pinned there, else picked free;
-        an existing variables file (a reused stack) keeps its port.
+        an existing variables file (a reused stack) keeps its port. `everything` is the
+        all-profiles model if the caller has it already.
         """
         env_dir.mkdir(parents=True, exist_ok=True)
         env_file = env_dir / f"{name}.env"
         if not env_file.exists():
             port = os.environ.get(KAFKA_PORT_VARIABLE) or str(free_loopback_port())
             env_file.write_text(f"{KAFKA_PORT_VARIABLE}={port}\n")
-        project = cls(root=root, name=name, profiles=profiles, env_file=env_file, host=host)
+        project = cls(
+            root=root,
+            name=name,
+            profiles=profiles,
+            env_file=env_file,
+            host=host,
+            all_profiles_model=everything,
+        )
         if labels:
-            everything = project.with_profiles(("minimal", "full")).config
+            everything = project.everything()
             overlay = env_dir / f"{name}.labels.json"
             overlay.write_text(json.dumps(labels_overlay(everything, labels), indent=2))
-            project = dataclasses.replace(project, extra_files=(overlay,))
+            project = dataclasses.replace(
+                project, extra_files=(overlay,), all_profiles_model=everything
+            )
         return project
+
+    def everything(self) -> dict[str, Any]:
+        """The model with every profile active: all services the files can ever start."""
+        if self.all_profiles_model is None:
+            return self.with_profiles(ALL_PROFILES).config
+        return self.all_profiles_model
 
     def with_profiles(self, profiles: tuple[str, ...]) -> ComposeProject:
         """The same project seen with other active profiles."""
@@ -143,12 +165,21 @@ class ComposeProject:
             for port in spec.get("ports") or []
         ]
 
+    def host_ports(self) -> dict[tuple[str, int], int]:
+        """(service, container port) -> host port for every published port, in one call."""
+        states = observe(self.docker, sorted(self.config["services"]))
+        return {
+            (service, target): host
+            for service, state in states.items()
+            for target, host in state.published.items()
+        }
+
     def host_port(self, service: str, container_port: int) -> int:
         """The port published for a service's container port (reach it on `host`)."""
-        answer = self.docker.compose.port(service, container_port)
-        if not answer or answer[1] is None:
+        port = self.host_ports().get((service, container_port))
+        if port is None:
             raise LookupError(f"{service}:{container_port} is not published in {self.name}")
-        return int(answer[1])
+        return port
 
     def up(self) -> None:
         """Start the profiles' services and wait until every one is healthy."""

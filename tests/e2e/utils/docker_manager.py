@@ -157,10 +157,11 @@ class E2EDockerManager:
 
     def endpoints(self) -> dict[str, str]:
         """Map service -> 'host:port' of its first published port, for the active profiles."""
-        found = {}
+        ports = self.project.host_ports()
+        found: dict[str, str] = {}
         for service, port in self.project.published():
-            if service not in found:
-                found[service] = f"{self.project.host}:{self.project.host_port(service, port)}"
+            if service not in found and (service, port) in ports:
+                found[service] = f"{self.project.host}:{ports[(service, port)]}"
         return found
 
     async def _ensure(self, profile: str) -> dict[str, str]:
@@ -273,11 +274,12 @@ def default_cleanup(profiles: list[str]) -> list[str]:
 
 
 def run_preflight(project: ComposeProject, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """All checks before `up`, in order; return the resolved compose model."""
+    """All checks before `up`, in order; return the resolved model of the active profiles."""
     docker = project.docker
     preflight.check_engine(docker)
     preflight.check_compose(docker)
-    model = preflight.check_config(docker)
+    preflight.check_config(project.everything)  # every profile's services must be valid
+    model = preflight.check_config(lambda: project.config)
     preflight.check_images(docker, model)
     texts = [Path(path).read_text() for path in project.compose_files]
     preflight.check_ports(preflight.pinned_ports(texts, env if env is not None else os.environ))

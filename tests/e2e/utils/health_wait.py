@@ -8,6 +8,7 @@ health-check output and its last log lines: nothing is waited for after that.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
 
 from tests.e2e.utils.readiness import ContainerState, Readiness, Verdict
 
@@ -39,37 +41,62 @@ class WaitReport:
     ready_after_s: dict[str, float] = field(default_factory=dict)
 
 
+def _ps_rows(docker: DockerClient) -> list[dict[str, Any]]:
+    """`docker compose ps --all --format json`: every container's state in one call.
+
+    python-on-whales' compose.ps would inspect each container separately (one engine call
+    each); this one call also carries health, exit code and published ports.
+    """
+    text = str(run([*docker.compose.docker_compose_cmd, "ps", "--all", "--format", "json"]))
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):  # compose before 2.21 printed one array
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def observe(docker: DockerClient, services: list[str]) -> dict[str, ContainerState]:
     """Current state of each service's container ('absent' when compose has not made it)."""
     states = {name: ContainerState(name, "", "absent", None) for name in services}
-    containers = docker.compose.ps(services=services, all=True)
-    for container in containers:
-        labels = container.config.labels or {}
-        service = labels.get("com.docker.compose.service", "")
+    for row in _ps_rows(docker):
+        service = row.get("Service", "")
         if service not in states:
             continue
-        health = container.state.health
-        log = (
-            tuple((entry.output or "").strip()[-300:] for entry in (health.log or [])[-3:])
-            if health
-            else ()
-        )
+        published = {
+            int(p["TargetPort"]): int(p["PublishedPort"])
+            for p in row.get("Publishers") or []
+            if p.get("PublishedPort")
+        }
         states[service] = ContainerState(
             service=service,
-            container=container.name,
-            status=str(container.state.status),
-            health=str(health.status) if health and health.status else None,
-            exit_code=int(container.state.exit_code or 0),
-            health_log=log,
+            container=row.get("Name", ""),
+            status=str(row.get("State", "")),
+            health=row.get("Health") or None,
+            exit_code=int(row.get("ExitCode") or 0),
+            published=published,
         )
     return states
 
 
+def health_log(docker: DockerClient, container: str, entries: int = 3) -> tuple[str, ...]:
+    """The last health-check outputs of a container (only read when something failed)."""
+    try:
+        health = docker.container.inspect(container).state.health
+    except DockerException:
+        return ()
+    if health is None:
+        return ()
+    return tuple((entry.output or "").strip()[-300:] for entry in (health.log or [])[-entries:])
+
+
 def _details(docker: DockerClient, state: ContainerState) -> str:
     lines = [f"last state: {state.describe()}"]
-    if state.health_log:
+    probes = health_log(docker, state.container) if state.container else ()
+    if probes:
         lines.append("health-check output (most recent last):")
-        lines += [f"  | {entry}" for entry in state.health_log]
+        lines += [f"  | {entry}" for entry in probes]
     if state.container:
         try:
             logs = docker.container.logs(state.container, tail=LOG_LINES)

@@ -81,10 +81,10 @@ def check_compose(docker: DockerClient) -> str:
     return version
 
 
-def check_config(docker: DockerClient) -> dict[str, Any]:
-    """The compose files are valid for the active profiles; return the resolved model."""
+def check_config(load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The compose files are valid for the profiles `load` resolves; return the model."""
     try:
-        model: dict[str, Any] = docker.compose.config(return_json=True)
+        model = load()
     except DockerException as exc:
         detail = " ".join(str(exc.stderr or exc).split())[-300:]
         raise PreflightError(f"the compose files are invalid: {detail}") from exc

@@ -46,7 +46,9 @@ class StatsSampler:
         """Stop sampling and wait for the thread."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            # No long join: a `docker stats` in flight takes a second or two; the thread is a
+            # daemon and its last sample is simply not waited for.
+            self._thread.join(timeout=0.2)
 
     def sample_once(self) -> None:
         """Take one sample now."""
