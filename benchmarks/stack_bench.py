@@ -27,7 +27,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from python_on_whales import DockerClient
 from tests.e2e.utils.compose_project import COMPOSE_FILES, free_loopback_port
+from tests.e2e.utils.sweep import leftovers
 
 from benchmarks.machine import describe
 
@@ -102,18 +104,6 @@ def _project_args(project: str, env_file: Path) -> list[str]:
     return [*args, "-p", project, "--profile", "minimal"]
 
 
-def _leftovers(project: str) -> dict[str, list[str]]:
-    label = f"label=com.docker.compose.project={project}"
-    found = {}
-    for kind, cmd in {
-        "containers": ["docker", "ps", "-aq", "--filter", label],
-        "networks": ["docker", "network", "ls", "-q", "--filter", label],
-        "volumes": ["docker", "volume", "ls", "-q", "--filter", label],
-    }.items():
-        found[kind] = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-    return found
-
-
 def plain_up(env_dir: Path) -> dict[str, Any]:
     """Plain `up --wait` of the minimal profile on a fresh project, then `down -v`."""
     project = f"k2bench-{uuid.uuid4().hex[:8]}"
@@ -124,7 +114,7 @@ def plain_up(env_dir: Path) -> dict[str, Any]:
         up = _timed([*args, "up", "--wait", "--quiet-pull"])
     finally:
         down = _timed([*args, "down", "-v", "--remove-orphans"])
-    return {"up_wait_s": up, "down_v_s": down, "left_behind": _leftovers(project)}
+    return {"up_wait_s": up, "down_v_s": down, "left_behind": leftovers(DockerClient(), project)}
 
 
 def layer_first_test(env_dir: Path, *extra: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pytest_docker.plugin import DockerComposeExecutor
 
 from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
-from tests.e2e.utils import preflight, reuse
+from tests.e2e.utils import reuse
 from tests.e2e.utils.compose_project import ComposeProject, engine_host
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.redact import Redactor, secrets_in
@@ -49,8 +49,8 @@ def k2_e2e(pytestconfig: pytest.Config) -> E2ESession:
 def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeProject:
     """The run's project, after the preflight checks; pytest stops here if one fails.
 
-    Two `compose config` calls in all: every profile once (validation, labels, the reuse
-    hash, cleanup), then the active profile of the final project (what will run).
+    One `compose config` here, with every profile (validation, images, labels, the reuse
+    hash, cleanup); the active profile's model is resolved while `up` runs.
     """
     root = pytestconfig.rootpath
     options = k2_e2e.options
@@ -58,9 +58,7 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
         root, "k2e2e-preflight", (options.profile,), root / ".build" / "e2e" / "preflight"
     )
     try:
-        preflight.check_engine(probe.docker)
-        preflight.check_compose(probe.docker)
-        everything = preflight.check_config(probe.everything)
+        everything = dm.run_preflight(probe)
     except PreflightError as exc:
         pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
     labels = k2_e2e.identity.labels()
@@ -83,12 +81,7 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
         host=engine_host(),
         everything=everything,
     )
-    try:
-        model = dm.run_preflight(project)
-    except PreflightError as exc:
-        pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
     k2_e2e.redactor = Redactor(secrets_in(everything)).add(*_api_keys())
-    assert model is project.config
     return project
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from pytest_docker.plugin import DockerComposeExecutor
+from python_on_whales import DockerClient
 
 from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
@@ -24,7 +25,7 @@ from tests.e2e.utils.compose_project import ComposeProject
 from tests.e2e.utils.health_wait import StackUnhealthy, observe
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.readiness import Verdict, strategies
-from tests.e2e.utils.sweep import COMPOSE_PROJECT_LABEL
+from tests.e2e.utils.sweep import leftovers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -34,17 +35,20 @@ MINIMAL_SERVICES = {"kafka", "schema-registry", "minio", "minio-init", "postgres
 
 
 def _project_resources(name: str) -> dict[str, list[str]]:
-    label = f"label={COMPOSE_PROJECT_LABEL}={name}"
-    found = {}
-    for kind, args in {
-        "containers": ["docker", "ps", "-aq", "--filter", label],
-        "networks": ["docker", "network", "ls", "-q", "--filter", label],
-        "volumes": ["docker", "volume", "ls", "-q", "--filter", label],
-    }.items():
-        found[kind] = subprocess.run(
-            args, capture_output=True, text=True, check=True
-        ).stdout.split()
-    return found
+    return leftovers(DockerClient(), name)
+
+
+def _nested_pytest(root: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run another pytest session of the E2E layer; its exit code and whole output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "e2e", "-p", "no:cacheprovider", *args],
+        cwd=root,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def _throwaway(

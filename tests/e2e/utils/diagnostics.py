@@ -16,7 +16,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tests.e2e.utils.health_wait import health_log, observe
+from tests.e2e.utils.health_wait import observe
 from tests.e2e.utils.redact import Redactor
 
 MAX_LOG_LINES = 400
@@ -49,8 +49,7 @@ def _health(docker: DockerClient, services: list[str]) -> str:
     lines = []
     for service, state in observe(docker, services).items():
         lines.append(f"{service}: {state.health or 'no healthcheck'}")
-        if state.container:
-            lines += [f"  | {entry}" for entry in health_log(docker, state.container)]
+        lines += [f"  | {entry}" for entry in state.health_log]
     return "\n".join(lines)
 
 

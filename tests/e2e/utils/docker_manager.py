@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,6 @@ class E2EDockerManager:
     def _start(self, profile: str) -> None:
         """Run the setup commands for `profile` while waiting on every service in parallel."""
         project = self.project.with_profiles((profile,))
-        model = project.config
         started = time.monotonic()
         up_error: list[BaseException] = []
         up_done = threading.Event()
@@ -204,6 +204,7 @@ class E2EDockerManager:
         self._say(f"k2-e2e: starting profile {profile!r} of project {project.name}")
         thread = threading.Thread(target=run_up, name="k2-compose-up", daemon=True)
         thread.start()
+        model = project.config  # Resolved while compose creates the containers.
         try:
             report: WaitReport = wait_until_ready(
                 project.docker,
@@ -274,13 +275,20 @@ def default_cleanup(profiles: list[str]) -> list[str]:
 
 
 def run_preflight(project: ComposeProject, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """All checks before `up`, in order; return the resolved model of the active profiles."""
+    """All checks before `up`; return the model of every profile.
+
+    The three slow checks run at once (each is a CLI start-up); their errors are reported in
+    dependency order, so a dead engine is named before anything that follows from it.
+    """
     docker = project.docker
-    preflight.check_engine(docker)
-    preflight.check_compose(docker)
-    preflight.check_config(project.everything)  # every profile's services must be valid
-    model = preflight.check_config(lambda: project.config)
-    preflight.check_images(docker, model)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        engine = pool.submit(preflight.check_engine, docker)
+        compose = pool.submit(preflight.check_compose, docker)
+        config = pool.submit(preflight.check_config, project.everything)
+        engine.result()
+        compose.result()
+        everything = config.result()
+    preflight.check_images(docker, everything, project.profiles)
     texts = [Path(path).read_text() for path in project.compose_files]
     preflight.check_ports(preflight.pinned_ports(texts, env if env is not None else os.environ))
-    return model
+    return everything

@@ -20,7 +20,7 @@ from python_on_whales.utils import run
 
 from tests.e2e.utils.readiness import ContainerState, Readiness, Verdict
 
-POLL_INTERVAL_S = 0.5
+POLL_INTERVAL_S = 0.25
 NEVER_CREATED = "compose finished but never created its container"
 LOG_LINES = 40
 
@@ -41,62 +41,62 @@ class WaitReport:
     ready_after_s: dict[str, float] = field(default_factory=dict)
 
 
-def _ps_rows(docker: DockerClient) -> list[dict[str, Any]]:
-    """`docker compose ps --all --format json`: every container's state in one call.
+def _inspect_project(docker: DockerClient) -> list[dict[str, Any]]:
+    """`docker inspect` of every container of the project, in one engine round trip.
 
-    python-on-whales' compose.ps would inspect each container separately (one engine call
-    each); this one call also carries health, exit code and published ports.
+    python-on-whales would inspect each container separately and `docker compose ps` costs
+    a compose start-up (0.2 s) per poll; `docker ps` plus one batched inspect costs 0.08 s
+    and returns health logs too.
     """
-    text = str(run([*docker.compose.docker_compose_cmd, "ps", "--all", "--format", "json"]))
-    text = text.strip()
-    if not text:
+    project = docker.client_config.compose_project_name
+    base = [*docker.client_config.docker_cmd]
+    ids = str(
+        run([*base, "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"])
+    ).split()
+    if not ids:
         return []
-    if text.startswith("["):  # compose before 2.21 printed one array
-        rows: list[dict[str, Any]] = json.loads(text)
-        return rows
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    try:
+        rows: list[dict[str, Any]] = json.loads(str(run([*base, "container", "inspect", *ids])))
+    except DockerException:
+        return []  # A container vanished between the two calls; the next poll will tell.
+    return rows
 
 
 def observe(docker: DockerClient, services: list[str]) -> dict[str, ContainerState]:
     """Current state of each service's container ('absent' when compose has not made it)."""
     states = {name: ContainerState(name, "", "absent", None) for name in services}
-    for row in _ps_rows(docker):
-        service = row.get("Service", "")
+    for row in _inspect_project(docker):
+        labels = row.get("Config", {}).get("Labels") or {}
+        service = labels.get("com.docker.compose.service", "")
         if service not in states:
             continue
-        published = {
-            int(p["TargetPort"]): int(p["PublishedPort"])
-            for p in row.get("Publishers") or []
-            if p.get("PublishedPort")
-        }
+        state = row.get("State") or {}
+        health = state.get("Health") or {}
+        ports = (row.get("NetworkSettings") or {}).get("Ports") or {}
         states[service] = ContainerState(
             service=service,
-            container=row.get("Name", ""),
-            status=str(row.get("State", "")),
-            health=row.get("Health") or None,
-            exit_code=int(row.get("ExitCode") or 0),
-            published=published,
+            container=str(row.get("Name", "")).lstrip("/"),
+            status=str(state.get("Status", "")),
+            health=health.get("Status") or None,
+            exit_code=int(state.get("ExitCode") or 0),
+            health_log=tuple(
+                (entry.get("Output") or "").strip()[-300:]
+                for entry in (health.get("Log") or [])[-3:]
+            ),
+            published={
+                int(target.split("/")[0]): int(bindings[0]["HostPort"])
+                for target, bindings in ports.items()
+                if bindings
+            },
         )
     return states
 
 
-def health_log(docker: DockerClient, container: str, entries: int = 3) -> tuple[str, ...]:
-    """The last health-check outputs of a container (only read when something failed)."""
-    try:
-        health = docker.container.inspect(container).state.health
-    except DockerException:
-        return ()
-    if health is None:
-        return ()
-    return tuple((entry.output or "").strip()[-300:] for entry in (health.log or [])[-entries:])
-
-
 def _details(docker: DockerClient, state: ContainerState) -> str:
     lines = [f"last state: {state.describe()}"]
-    probes = health_log(docker, state.container) if state.container else ()
-    if probes:
+    if state.health_log:
         lines.append("health-check output (most recent last):")
-        lines += [f"  | {entry}" for entry in probes]
+        lines += [f"  | {entry}" for entry in state.health_log]
     if state.container:
         try:
             logs = docker.container.logs(state.container, tail=LOG_LINES)

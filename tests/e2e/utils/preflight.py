@@ -93,9 +93,23 @@ def check_config(load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return model
 
 
-def check_images(docker: DockerClient, model: Mapping[str, Any]) -> None:
-    """Every image the stack uses exists locally (none can be pulled on our machines)."""
-    wanted = sorted({spec["image"] for spec in model["services"].values() if "image" in spec})
+def active(spec: Mapping[str, Any], profiles: tuple[str, ...]) -> bool:
+    """Compose's rule: a service runs if it has no profile or one of the active ones."""
+    own = spec.get("profiles") or []
+    return not own or any(profile in own for profile in profiles)
+
+
+def check_images(
+    docker: DockerClient, everything: Mapping[str, Any], profiles: tuple[str, ...]
+) -> None:
+    """Every image the active profiles use exists locally (none can be pulled here)."""
+    wanted = sorted(
+        {
+            spec["image"]
+            for spec in everything["services"].values()
+            if "image" in spec and active(spec, profiles)
+        }
+    )
     present = {tag for image in docker.image.list() for tag in image.repo_tags}
     missing = [image for image in wanted if image not in present]
     if missing:

@@ -29,6 +29,7 @@ class ContainerState:
     status: str  # created, running, restarting, exited, dead, ... or "absent"
     health: str | None  # starting, healthy, unhealthy; None without a healthcheck
     exit_code: int = 0
+    health_log: tuple[str, ...] = ()  # last health-check outputs, most recent last
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
 
     def describe(self) -> str:

@@ -8,12 +8,18 @@ and the process that started it is gone. Anything else is somebody else's and st
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import NoSuchContainer, NoSuchNetwork, NoSuchVolume
+from python_on_whales.exceptions import (
+    DockerException,
+    NoSuchContainer,
+    NoSuchNetwork,
+    NoSuchVolume,
+)
+from python_on_whales.utils import run
 
 from tests.e2e.utils.run_identity import (
     LABEL_KEEP,
@@ -79,19 +85,43 @@ def judge(
     return verdicts
 
 
+def _labelled(docker: DockerClient, kind: str) -> list[Resource]:
+    """Every compose-labelled resource of one kind: one listing, one batched inspect."""
+    base = [*docker.client_config.docker_cmd]
+    listing = {
+        "container": ["ps", "-aq"],
+        "network": ["network", "ls", "-q"],
+        "volume": ["volume", "ls", "-q"],
+    }[kind]
+    refs = str(run([*base, *listing, "--filter", f"label={COMPOSE_PROJECT_LABEL}"])).split()
+    if not refs:
+        return []
+    try:
+        found = json.loads(str(run([*base, kind, "inspect", *refs])))
+    except DockerException:
+        return []  # Something vanished meanwhile (another run's teardown); sweep next time.
+    resources = []
+    for item in found:
+        if kind == "container":
+            labels = (item.get("Config") or {}).get("Labels")
+        else:
+            labels = item.get("Labels")
+        ref = item["Name"] if kind == "volume" else item["Id"]
+        resources.append(Resource(kind, ref, dict(labels or {})))
+    return resources
+
+
 def list_resources(docker: DockerClient) -> list[Resource]:
     """Every compose-labelled container, network and volume on the engine."""
-    label: list[tuple[Literal["label"], str]] = [("label", COMPOSE_PROJECT_LABEL)]
-    found = [
-        Resource("container", c.id, dict(c.config.labels or {}))
-        for c in docker.container.list(all=True, filters=label)
-    ]
-    found += [
-        Resource("network", n.id, dict(n.labels or {})) for n in docker.network.list(filters=label)
-    ]
-    found += [
-        Resource("volume", v.name, dict(v.labels or {})) for v in docker.volume.list(filters=label)
-    ]
+    return [r for kind in ("container", "network", "volume") for r in _labelled(docker, kind)]
+
+
+def leftovers(docker: DockerClient, project: str) -> dict[str, list[str]]:
+    """A project's containers, networks and volumes by kind: all empty after a clean teardown."""
+    found: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+    for resource in list_resources(docker):
+        if resource.project == project:
+            found[f"{resource.kind}s"].append(resource.ref)
     return found
 
 
