@@ -168,8 +168,10 @@ async def docker_manager(
         manager.adopt(k2_e2e.options.profile)
         say(f"k2-e2e: reusing running stack {compose_project.name}")
     k2_e2e.manager = manager
+    # Sampling starts once a profile is up: `docker stats` costs the engine CPU that the
+    # JVMs need while they start (measured: it slowed start-up on two cores).
     k2_e2e.sampler = StatsSampler(compose_project.docker)
-    k2_e2e.sampler.start()
+    manager.on_ready = k2_e2e.sampler.start
     try:
         yield manager
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from k2.consumer import cli
 from k2.consumer.cli import main
 from k2.consumer.config import ConfigError, load_config
 from k2.model.names import CONSUMER_GROUP, TOPIC
@@ -90,7 +91,11 @@ def test_repr_hides_the_secrets() -> None:
     assert "kafka:9092" in text
 
 
-def test_main_exits_2_with_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_2_with_one_error_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_install_signals", lambda stop: None)  # keep pytest's handlers
+
     status = main({"K2_BATCH_MAX_RECORDS": "x"})
 
     err = capsys.readouterr().err

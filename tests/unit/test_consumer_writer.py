@@ -211,6 +211,7 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.calls = 0
         self.down: Exception | None = None
+        self.not_found_code = 40403
 
     def get_schema(self, schema_id: int) -> Schema:
         self.calls += 1
@@ -218,7 +219,12 @@ class FakeRegistry:
             raise self.down
         if schema_id == SCHEMA_ID:
             return Schema(trade_v2_schema_str(), "AVRO")
-        raise SchemaRegistryError(404, 40403, f"Schema {schema_id} not found")
+        raise SchemaRegistryError(404, self.not_found_code, f"Schema {schema_id} not found")
+
+    def get_subjects(self) -> list[str]:
+        if self.down is not None:
+            raise self.down
+        return [f"{TOPIC}-value"]
 
 
 class FakeProducer:
@@ -431,6 +437,17 @@ def test_bad_input_is_dead_lettered_and_the_rest_is_written(h: Harness) -> None:
         in letters[str(offsets["validation"]).encode()]["headers"]["k2.error"]
     )
     assert h.health.document()["dead_lettered"] == 5
+
+
+def test_a_404_without_the_confluent_code_from_a_working_registry_is_unknown(h: Harness) -> None:
+    h.registry.not_found_code = 0  # a registry that does not set 40403
+    h.kafka.send(0, unknown_schema_id_value(trades(1)[0]))
+    h.send_trades(trades(1, seed=4))
+
+    h.drain()
+
+    assert [m["headers"]["k2.error.kind"] for m in h.producer.sent] == [b"unknown-schema"]
+    assert h.rows() == [(0, 1)]
 
 
 def test_an_unknown_schema_id_costs_one_registry_request(h: Harness) -> None:

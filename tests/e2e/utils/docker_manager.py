@@ -81,6 +81,7 @@ class E2EDockerManager:
         self.running_services: dict[str, str] = {}
         self.active_profile: str | None = None
         self.failure: StackUnhealthy | None = None
+        self.on_ready: Callable[[], None] = lambda: None  # called after each profile is up
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -136,6 +137,7 @@ class E2EDockerManager:
             self.active_profile = profile
             self.project = self.project.with_profiles((profile,))
             self.running_services = self.endpoints()
+            self.on_ready()
 
     def ensure_still_ready(self) -> None:
         """Wait for any service that is not ready now (restarted by an earlier test)."""
@@ -183,6 +185,7 @@ class E2EDockerManager:
                 self.active_profile = profile
                 self.project = self.project.with_profiles((profile,))
                 self.running_services = self.endpoints()
+                self.on_ready()
             return self.running_services
 
     def _start(self, profile: str) -> None:
