@@ -1,6 +1,7 @@
 #!/usr/bin/python3 -IS
-"""Readiness probe: exit 0 when a Kafka broker answers a Metadata request listing at
-least one broker, else print why and exit 1.
+"""Kafka readiness probe: the broker answers Metadata listing at least one broker.
+
+Exits 0 when it does, else prints why and exits 1.
 
 Usage: kafka-ready [HOST:PORT]   (default 127.0.0.1:9092; timeout KAFKA_READY_TIMEOUT, 2 s)
 
@@ -30,6 +31,7 @@ def metadata_request() -> bytes:
 
 
 def recv_exact(sock: socket.socket, size: int) -> bytes:
+    """Read exactly `size` bytes: a short read would misparse the response."""
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
@@ -62,6 +64,7 @@ def brokers(host: str, port: int, timeout: float) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    """Probe once; the exit code is the verdict docker's healthcheck reads."""
     host, _, port = (argv[1] if len(argv) > 1 else "127.0.0.1:9092").rpartition(":")
     timeout = float(os.environ.get("KAFKA_READY_TIMEOUT", "2"))
     try:
