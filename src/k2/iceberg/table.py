@@ -4,6 +4,16 @@ consumer-crypto creates it (idempotently) at start; k2-query-api and the tests o
 Prices and quantities stay decimal(18,8) end to end, timestamps are microseconds in UTC.
 Partitioned by day of trade time and a small bucket of the symbol: queries filter on both,
 and a handful of buckets keeps the files per commit few when a batch spans many symbols.
+
+Two table properties serve the streaming writer (one commit a second):
+- `commit.retry.num-retries=0` turns off pyiceberg's automatic commit retry: on a conflict that
+  retry replays the same rows and the same snapshot summary onto the new head, and the writer's
+  summary carries Kafka offsets computed from the old head, so a replay would write rows twice
+  and could move another writer's offsets back. The writer retries itself instead, after
+  re-reading the offsets. Readers are not affected.
+- `commit.manifest-merge.enabled=true` merges the one small manifest each commit adds (once
+  100 have piled up), so manifest lists stay short: cheaper commits, and faster scan planning
+  for readers, which otherwise open one manifest per commit ever made.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import Table, TableProperties
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import BucketTransform, DayTransform, IdentityTransform
 from pyiceberg.types import (
@@ -34,6 +44,20 @@ from k2.model.names import ICEBERG_NAMESPACE, ICEBERG_TABLE
 
 SYMBOL_BUCKETS: Final = 8
 
+COMMIT_NUM_RETRIES: Final = TableProperties.COMMIT_NUM_RETRIES
+"""`commit.retry.num-retries`: must be "0" on this table (see the module docstring)."""
+
+TABLE_PROPERTIES: Final = {
+    "write.parquet.compression-codec": "zstd",
+    COMMIT_NUM_RETRIES: "0",
+    TableProperties.MANIFEST_MERGE_ENABLED: "true",
+}
+"""Set at creation, and brought back to these values on an existing table by ensure_table."""
+
+# Field ids are in the order a catalog assigns fresh ids on create (every field of a struct,
+# then the fields nested in them): Iceberg (Java and pyiceberg) renumbers a new table's schema
+# that way, so with these ids the table gets exactly this schema and arrow_schema() matches it.
+# Numbered otherwise, the table's ids differ from arrow_schema()'s and every append is refused.
 TRADES_SCHEMA: Final = Schema(
     NestedField(1, "message_id", StringType(), required=True),
     NestedField(2, "trade_id", StringType(), required=True),
@@ -46,7 +70,7 @@ TRADES_SCHEMA: Final = Schema(
     NestedField(9, "currency", StringType(), required=True),
     NestedField(10, "side", StringType(), required=True),
     NestedField(
-        11, "trade_conditions", ListType(16, StringType(), element_required=True), required=True
+        11, "trade_conditions", ListType(18, StringType(), element_required=True), required=True
     ),
     NestedField(12, "source_sequence", LongType(), required=False),
     NestedField(13, "ingestion_timestamp", TimestamptzType(), required=True),
@@ -54,12 +78,12 @@ TRADES_SCHEMA: Final = Schema(
     NestedField(
         15,
         "vendor_data",
-        MapType(17, StringType(), 18, StringType(), value_required=True),
+        MapType(19, StringType(), 20, StringType(), value_required=True),
         required=False,
     ),
     # Lineage: where in Kafka the row came from, so exactly-once can be checked, not assumed.
-    NestedField(19, "kafka_partition", IntegerType(), required=True),
-    NestedField(20, "kafka_offset", LongType(), required=True),
+    NestedField(16, "kafka_partition", IntegerType(), required=True),
+    NestedField(17, "kafka_offset", LongType(), required=True),
     identifier_field_ids=[1],
 )
 
@@ -82,7 +106,11 @@ def arrow_schema() -> pa.Schema:
 
 
 def ensure_table(catalog: Catalog) -> Table:
-    """Create the namespace and table if absent; a concurrent creator is not an error."""
+    """Create the namespace and table if absent; a concurrent creator is not an error.
+
+    An existing table whose TABLE_PROPERTIES differ (one created before they were added) gets
+    them set, in one metadata-only commit.
+    """
     with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(ICEBERG_NAMESPACE)
     try:
@@ -91,7 +119,12 @@ def ensure_table(catalog: Catalog) -> Table:
             schema=TRADES_SCHEMA,
             partition_spec=TRADES_PARTITION_SPEC,
             sort_order=TRADES_SORT_ORDER,
-            properties={"write.parquet.compression-codec": "zstd"},
+            properties=dict(TABLE_PROPERTIES),
         )
     except TableAlreadyExistsError:
-        return catalog.load_table(ICEBERG_TABLE)
+        table = catalog.load_table(ICEBERG_TABLE)
+    changed = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+    if changed:
+        with table.transaction() as transaction:
+            transaction.set_properties(changed)
+    return table

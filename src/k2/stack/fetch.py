@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,24 +123,30 @@ PIP_TARGET = (
 )
 
 
+# setuptools builds in the source tree (build/, *.egg-info): two images fetching the same
+# project at once would trip over each other's files.
+_PROJECT_BUILD_LOCK = threading.Lock()
+
+
 def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
     """Build the project's wheel, then download every dependency's wheel for the target."""
     dest = context / step.dest
     project = repo_root / str(step.options["project"])
-    build = run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            "-w",
-            str(dest),
-            str(project),
-        ],
-        timeout=FETCH_TIMEOUT_S,
-    )
+    with _PROJECT_BUILD_LOCK:
+        build = run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--quiet",
+                "-w",
+                str(dest),
+                str(project),
+            ],
+            timeout=FETCH_TIMEOUT_S,
+        )
     if build.returncode != 0:
         raise FetchError(f"building the wheel of {project} failed:\n{tail(build.stderr, 8)}")
     wheels = sorted(dest.glob("*.whl"))

@@ -1,0 +1,45 @@
+"""`python -m k2.api`: serve k2-query-api with uvicorn on 0.0.0.0:8000, one worker.
+
+Exit status 2, after one line on stderr, when the environment is incomplete (no K2_API_KEY).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Final
+
+import uvicorn
+
+from k2.api.app import create_app
+from k2.api.catalog import open_catalog
+from k2.api.iceberg_repository import IcebergTradeRepository
+from k2.api.settings import Settings, SettingsError
+
+HOST: Final = "0.0.0.0"  # noqa: S104 - in a container, the published port is the boundary
+PORT: Final = 8000
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """Run the server until it is stopped; 2 if the configuration is incomplete."""
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"k2-query-api: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    repository = IcebergTradeRepository(
+        functools.partial(open_catalog, settings), replica_max_rows=settings.replica_max_rows
+    )
+    app = create_app(repository, api_key=settings.api_key, background=repository.follow)
+    uvicorn.run(app, host=HOST, port=PORT, workers=1, log_level="info", proxy_headers=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

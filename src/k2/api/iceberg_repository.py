@@ -1,0 +1,238 @@
+"""TradeRepository over `market_data.trades`, read through the REST catalog.
+
+Every call loads the table metadata from the catalog first, so a commit is visible to the
+next request; no metadata file is ever guessed. Rows then come from the in-memory replica
+(see `replica`) when it is on, else from a pyiceberg scan with the filters pushed down
+(partition pruning on bucket(symbol) and day(timestamp), then min/max metrics) and only the
+needed columns projected. Either way the Arrow work is `compute`'s.
+
+A background follower (`follow`) loads the metadata about once a second and brings the
+replica along, so requests rarely find more than one new commit to read.
+
+pyiceberg blocks, so every call runs in a worker thread; a capacity limiter keeps concurrent
+reads from oversubscribing a two-core machine, and the readiness probe has its own limiter so
+it is never queued behind slow scans.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Final, ParamSpec, TypeVar
+
+import anyio
+import pyarrow as pa
+import requests
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, RESTError
+from pyiceberg.table import Table
+
+from k2.api import compute
+from k2.api.filters import iceberg_row_filter
+from k2.api.query import PageRequest, TradeFilter, utc_day_window
+from k2.api.replica import DEFAULT_MAX_ROWS, TradeReplica
+from k2.api.repository import (
+    DaySummary,
+    Readiness,
+    RepositoryUnavailableError,
+    TableStats,
+    TradePage,
+)
+from k2.model.names import ICEBERG_TABLE
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FOLLOW_INTERVAL_S: Final = 1.0
+"""How often the background follower brings the replica up to date."""
+
+QUERY_CONCURRENCY: Final = 4
+"""Reads at once: enough to overlap catalog and S3 waits, few enough for two cores."""
+
+_UNAVAILABLE: Final = (RESTError, requests.RequestException, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Rows to answer from, and the part of the filter they do not reflect yet."""
+
+    rows: pa.Table
+    still_to_apply: TradeFilter
+
+
+class IcebergTradeRepository:
+    """Reads trades from Iceberg; `catalog_factory` connects (it is retried until it works)."""
+
+    def __init__(
+        self,
+        catalog_factory: Callable[[], Catalog],
+        *,
+        replica_max_rows: int = DEFAULT_MAX_ROWS,
+        table_name: str = ICEBERG_TABLE,
+    ) -> None:
+        self._catalog_factory = catalog_factory
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
+        self._table_name = table_name
+        self._replica = TradeReplica(replica_max_rows)
+        self._queries = anyio.CapacityLimiter(QUERY_CONCURRENCY)
+        self._probes = anyio.CapacityLimiter(2)
+
+    @property
+    def replica(self) -> TradeReplica:
+        """The in-memory replica (for its counters and state)."""
+        return self._replica
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        def call() -> R:
+            return func(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call, limiter=self._queries)
+
+    def _connected(self) -> Catalog:
+        # Lazy, so the API starts (and says 503) while the catalog is still down.
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = self._catalog_factory()
+            return self._catalog
+
+    def _load(self) -> Table:
+        """The table at its latest committed metadata, or RepositoryUnavailableError."""
+        try:
+            return self._connected().load_table(self._table_name)
+        except (NoSuchTableError, NoSuchNamespaceError):
+            raise RepositoryUnavailableError(
+                f"table {self._table_name} does not exist (yet): the consumer creates it"
+            ) from None
+        except _UNAVAILABLE as exc:
+            raise RepositoryUnavailableError(
+                f"catalog unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _source(self, table: Table, where: TradeFilter, columns: Sequence[str]) -> _Source:
+        """Rows holding at least the matches of `where`, from the replica or a pushdown scan.
+
+        Replica rows are the whole table (the caller filters them in memory); scanned rows
+        are exactly the matches, with `columns` only.
+        """
+        try:
+            view = self._replica.view(table)
+            if view is not None:
+                return _Source(view.rows, where)
+            scan = table.scan(row_filter=iceberg_row_filter(where), selected_fields=tuple(columns))
+            return _Source(scan.to_arrow().select(list(columns)), TradeFilter())
+        except _UNAVAILABLE as exc:
+            raise RepositoryUnavailableError(
+                f"reading {self._table_name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _rows(self, table: Table, where: TradeFilter, columns: Sequence[str]) -> pa.Table:
+        """`columns` of the rows `where` selects."""
+        source = self._source(table, where, columns)
+        return compute.select_matching(source.rows, source.still_to_apply, columns)
+
+    # -- TradeRepository -----------------------------------------------------------------
+
+    async def trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
+        """See TradeRepository.trades."""
+        return await self._run(self._trades, where, page)
+
+    def _trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
+        source = self._source(self._load(), where, compute.TRADE_COLUMNS)
+        rows, total = compute.newest_first_page(source.rows, page, source.still_to_apply)
+        return TradePage(rows.select(list(compute.TRADE_COLUMNS)), total)
+
+    async def symbols(self) -> list[str]:
+        """See TradeRepository.symbols."""
+        return await self._run(self._symbols)
+
+    def _symbols(self) -> list[str]:
+        return compute.distinct_symbols(self._rows(self._load(), TradeFilter(), ["symbol"]))
+
+    async def day_summary(self, symbol: str, day: date) -> DaySummary | None:
+        """See TradeRepository.day_summary."""
+        return await self._run(self._day_summary, symbol, day)
+
+    def _day_summary(self, symbol: str, day: date) -> DaySummary | None:
+        start, end = utc_day_window(day)
+        where = TradeFilter(symbol=symbol, start=start, end=end)
+        rows = self._rows(self._load(), where, compute.SUMMARY_COLUMNS)
+        return compute.day_summary(rows, symbol, day)
+
+    async def stats(self) -> TableStats:
+        """See TradeRepository.stats."""
+        return await self._run(self._stats)
+
+    def _stats(self) -> TableStats:
+        table = self._load()
+        rows = self._rows(table, TradeFilter(), compute.STATS_COLUMNS)
+        snapshot = table.current_snapshot()
+        files = snapshot.summary["total-data-files"] if snapshot and snapshot.summary else None
+        return TableStats(
+            row_count=rows.num_rows,
+            symbol_count=len(compute.distinct_symbols(rows)),
+            latest_trade=compute.latest_timestamp(rows),
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
+            snapshot_time=(
+                datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC) if snapshot else None
+            ),
+            data_file_count=int(files) if files is not None else None,
+        )
+
+    async def readiness(self) -> Readiness:
+        """Load the table through the catalog and check the storage holds its manifest list.
+
+        The second step costs one small HEAD request and catches an API whose own S3 settings
+        are wrong while the catalog (which has its own) answers fine.
+        """
+        return await anyio.to_thread.run_sync(
+            self._readiness, limiter=self._probes, abandon_on_cancel=True
+        )
+
+    def _readiness(self) -> Readiness:
+        table = self._load()
+        snapshot = table.current_snapshot()
+        if snapshot is None:
+            return Readiness(None)
+        try:
+            present = table.io.new_input(snapshot.manifest_list).exists()
+        except _UNAVAILABLE as exc:
+            raise RepositoryUnavailableError(
+                f"storage unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not present:
+            raise RepositoryUnavailableError(
+                f"storage has no manifest list {snapshot.manifest_list}"
+            )
+        return Readiness(snapshot.snapshot_id)
+
+    def follow(self, stop: threading.Event, interval: float = FOLLOW_INTERVAL_S) -> None:
+        """Keep the replica current until `stop` is set (blocking: run it in a thread).
+
+        Requests refresh the replica themselves, so this is about cost, not correctness: it
+        fills the replica at start instead of on the first request, and after an idle spell
+        it has caught up one commit at a time instead of making one request read them all.
+        """
+        last_problem: str | None = None
+        while not stop.is_set() and self._replica.off_reason is None:
+            problem = None
+            try:
+                self._replica.view(self._load())
+            except RepositoryUnavailableError as exc:
+                problem = str(exc)
+            except Exception as exc:  # keep following; the next request will surface it
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem != last_problem:  # log changes, not one line a second while down
+                if problem is None:
+                    log.info("replica following the table again")
+                else:
+                    log.warning("replica not refreshed: %s", problem)
+                last_problem = problem
+            stop.wait(interval)

@@ -1,0 +1,138 @@
+"""`python -m k2.consumer`: start the Iceberg writer, run it until SIGTERM, exit with a status.
+
+Exit status 0 after a graceful stop (SIGTERM or SIGINT), 1 when the writer failed (the log says
+why; the protocol makes a restart safe), 2 for bad configuration, with one error line on stderr.
+The health endpoint starts first, so a writer still waiting for its catalog reports that
+instead of looking dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from types import FrameType
+
+from pyiceberg.table import Table
+
+from k2.consumer.batch import BatchPolicy
+from k2.consumer.clients import (
+    ensure_topics,
+    open_catalog,
+    open_consumer,
+    open_dead_letter_producer,
+    open_registry,
+)
+from k2.consumer.config import ConfigError, ConsumerConfig, load_config
+from k2.consumer.deadletter import DeadLetterQueue
+from k2.consumer.decoding import RecordDecoder
+from k2.consumer.health import HealthLimits, HealthServer, HealthState
+from k2.consumer.registry import WriterSchemas
+from k2.consumer.sink import IcebergSink
+from k2.consumer.writer import IcebergWriter
+from k2.iceberg.table import ensure_table
+
+log = logging.getLogger("k2.consumer")
+
+_MAX_START_BACKOFF_S = 10.0
+
+
+def _load_table(config: ConsumerConfig, health: HealthState, stop: threading.Event) -> Table | None:
+    """The trades table, created if absent; retried until it answers or `stop` is set."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return ensure_table(open_catalog(config))
+        except Exception as exc:  # the catalog may still be starting: wait, report, retry
+            message = f"Iceberg catalog {config.iceberg_uri}: {type(exc).__name__}: {exc}"
+            health.error(message)
+            log.warning("%s; retrying in %.1f s", message, delay)
+            stop.wait(delay)
+            delay = min(_MAX_START_BACKOFF_S, delay * 2)
+    return None
+
+
+def _ensure_topics(config: ConsumerConfig, health: HealthState, stop: threading.Event) -> bool:
+    """Source and dead-letter topics exist; retried while the broker starts. False if stopped."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            ensure_topics(config)
+            return True
+        except Exception as exc:  # the broker may still be starting: wait, report, retry
+            message = f"Kafka {config.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+            health.error(message)
+            log.warning("%s; retrying in %.1f s", message, delay)
+            stop.wait(delay)
+            delay = min(_MAX_START_BACKOFF_S, delay * 2)
+    return False
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+
+def run(config: ConsumerConfig, stop: threading.Event) -> int:
+    """Run the writer with real clients until `stop`; the exit status."""
+    health = HealthState(
+        HealthLimits(config.health_max_poll_age_s, config.health_max_uncommitted_s)
+    )
+    try:
+        server = HealthServer(health, config.health_host, config.health_port).start()
+    except OSError as exc:
+        log.error("cannot serve health on %s:%d: %s", config.health_host, config.health_port, exc)
+        return 1
+    try:
+        table = _load_table(config, health, stop)
+        if table is None:
+            return 0
+        sink = IcebergSink(table, topic=config.topic, group=config.group)
+        health.table_loaded()
+        if not _ensure_topics(config, health, stop):
+            return 0
+        producer = open_dead_letter_producer(config)
+        writer = IcebergWriter(
+            consumer=open_consumer(config),
+            decoder=RecordDecoder(WriterSchemas(open_registry(config))),
+            dead_letters=DeadLetterQueue(producer, config.dlq_topic),
+            sink=sink,
+            health=health,
+            policy=BatchPolicy(config.batch_max_records, config.batch_max_seconds),
+            topic=config.topic,
+        )
+        log.info("writing %s to %s", config.topic, table.name())
+        writer.run(stop)
+        producer.flush(10)
+    except Exception:
+        log.exception("consumer-crypto failed")
+        return 1
+    finally:
+        server.close()
+    log.info("stopped")
+    return 0
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Read the config, run, return the exit status."""
+    stop = threading.Event()
+    _install_signals(stop)
+    try:
+        config = load_config(os.environ if env is None else env)
+    except ConfigError as exc:
+        print(f"k2-consumer: config error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log.info("starting with %r", config)
+    return run(config, stop)

@@ -1,0 +1,119 @@
+"""The real clients, configured from ConsumerConfig: Kafka consumer and producer, registry, catalog.
+
+Kept apart from the loop so tests drive the loop with fakes and this module stays a list of
+settings with the reason for each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from pyiceberg.catalog import Catalog, load_catalog
+
+from k2.consumer.config import ConsumerConfig
+
+
+def consumer_config(config: ConsumerConfig) -> dict[str, Any]:
+    """The librdkafka settings of the writer's consumer."""
+    return {
+        "bootstrap.servers": config.kafka_bootstrap,
+        "group.id": config.group,
+        "client.id": config.client_id,
+        # Offsets are committed by hand, after the Iceberg commit that holds the batch.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # Eager rebalancing: the revoke callback drops the whole open batch, and the assign
+        # callback assigns every partition at the table's offsets; the cooperative protocol
+        # would need incremental_assign instead.
+        "partition.assignment.strategy": "range",
+        # A topic created by someone else after the subscription is found within seconds.
+        "topic.metadata.refresh.interval.ms": 10_000,
+    }
+
+
+def dead_letter_producer_config(config: ConsumerConfig) -> dict[str, Any]:
+    """The dead-letter producer's librdkafka settings: acks=all, idempotent, bounded wait."""
+    return {
+        "bootstrap.servers": config.kafka_bootstrap,
+        "client.id": f"{config.client_id}-dlq",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # A dead letter not acknowledged within 30 s fails its batch, which is read again.
+        "message.timeout.ms": 30_000,
+    }
+
+
+def registry_config(config: ConsumerConfig) -> dict[str, Any]:
+    """SchemaRegistryClient settings: short timeouts, the writer does its own backoff."""
+    return {
+        "url": config.schema_registry_url,
+        "timeout": 5,
+        "max.retries": 1,
+        "retries.wait.ms": 200,
+        "retries.max.wait.ms": 1000,
+    }
+
+
+def catalog_properties(config: ConsumerConfig) -> dict[str, str]:
+    """The pyiceberg REST catalog properties, with the S3 (MinIO) settings for data files."""
+    properties = {
+        "type": "rest",
+        "uri": config.iceberg_uri,
+        "s3.endpoint": config.s3_endpoint,
+        "s3.access-key-id": config.s3_access_key,
+        "s3.secret-access-key": config.s3_secret_key,
+        "s3.region": config.s3_region,
+        "s3.connect-timeout": "10",
+        "s3.request-timeout": "60",
+    }
+    if config.iceberg_warehouse:
+        properties["warehouse"] = config.iceberg_warehouse
+    return properties
+
+
+def open_consumer(config: ConsumerConfig) -> Consumer:
+    """The Kafka consumer (not yet subscribed)."""
+    return Consumer(consumer_config(config))
+
+
+def open_dead_letter_producer(config: ConsumerConfig) -> Producer:
+    """The dead-letter producer."""
+    return Producer(dead_letter_producer_config(config))
+
+
+def open_registry(config: ConsumerConfig) -> SchemaRegistryClient:
+    """The schema registry client (Confluent API; Apicurio's ccompat base URL works)."""
+    return SchemaRegistryClient(registry_config(config))
+
+
+def open_catalog(config: ConsumerConfig) -> Catalog:
+    """The REST catalog; contacts the server (GET /v1/config), so it fails if that is down."""
+    return load_catalog(config.iceberg_catalog_name, **catalog_properties(config))
+
+
+def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> None:
+    """Create the source and dead-letter topics if absent, with the broker's defaults.
+
+    The writer must be assigned partitions (and so turn healthy) before the first trade is
+    produced; librdkafka's auto-creation on subscribe only retries at the next metadata
+    refresh, which left a fresh stack's writer unassigned for minutes. An existing topic is
+    fine; any other error raises, naming the topic.
+    """
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    # -1: the broker's num.partitions and default.replication.factor (KIP-464).
+    wanted = [
+        NewTopic(name, num_partitions=-1, replication_factor=-1)
+        for name in (config.topic, config.dlq_topic)
+    ]
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"cannot create topic {name}: {exc.args[0]}") from exc

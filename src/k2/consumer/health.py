@@ -1,0 +1,247 @@
+"""Truthful health: healthy only while the writer is really consuming and really committing.
+
+Healthy means all of: the first partition assignment arrived and partitions are assigned, the
+consumer polled within the last few seconds, the Iceberg table is loaded, no consumed record has
+waited longer than a limit for its commit, and the schema registry is not failing. Otherwise the
+answer is unhealthy with the reasons. The counters ride along in the same JSON document, served
+over HTTP (`GET /health`: 200 when healthy, 503 when not) for the container healthcheck, the
+E2E tests and people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthLimits:
+    """How stale polling and how old an uncommitted record may get before health fails."""
+
+    max_poll_age_s: float
+    max_uncommitted_s: float
+
+
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else round(now - then, 3)
+
+
+class HealthState:
+    """Counters and readiness facts, written by the writer's threads, read by the HTTP thread."""
+
+    def __init__(
+        self, limits: HealthLimits, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started = clock()
+        self._table_loaded = False
+        self._assignment_seen = False
+        self._assigned: tuple[int, ...] = ()
+        self._last_poll: float | None = None
+        self._last_commit: float | None = None
+        self._uncommitted_since: float | None = None
+        self._registry_down_since: float | None = None
+        self._registry_error = ""
+        self._last_error: tuple[float, str] | None = None
+        self._stopping = False
+        self._lag: dict[int, int | None] = {}
+        self._counters = {
+            "consumed": 0,
+            "written": 0,
+            "dead_lettered": 0,
+            "commits": 0,
+            "skipped_rows": 0,
+            "commit_conflicts": 0,
+            "abandoned_batches": 0,
+        }
+
+    def table_loaded(self) -> None:
+        """The Iceberg table answered and is ready for commits."""
+        with self._lock:
+            self._table_loaded = True
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """A partition assignment arrived (possibly empty)."""
+        with self._lock:
+            self._assignment_seen = True
+            self._assigned = tuple(sorted(partitions))
+            self._lag = {p: v for p, v in self._lag.items() if p in self._assigned}
+
+    def polled(self) -> None:
+        """The consumer just returned from a poll."""
+        now = self._clock()
+        with self._lock:
+            self._last_poll = now
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add `n` to a counter."""
+        with self._lock:
+            self._counters[name] += n
+
+    def committed(self, rows: int, skipped_rows: int, conflicts: int) -> None:
+        """A batch is in the table (or was found to be there already)."""
+        now = self._clock()
+        with self._lock:
+            self._last_commit = now
+            self._counters["commits"] += 1
+            self._counters["written"] += rows
+            self._counters["skipped_rows"] += skipped_rows
+            self._counters["commit_conflicts"] += conflicts
+
+    def uncommitted_since(self, since: float | None) -> None:
+        """Monotonic time of the oldest consumed record not yet committed (None: none pending)."""
+        with self._lock:
+            self._uncommitted_since = since
+
+    def registry_failed(self, message: str) -> None:
+        """The registry could not answer; records wait for it."""
+        now = self._clock()
+        with self._lock:
+            if self._registry_down_since is None:
+                self._registry_down_since = now
+            self._registry_error = message
+            self._last_error = (now, message)
+
+    def registry_ok(self) -> None:
+        """The registry answered again."""
+        with self._lock:
+            self._registry_down_since = None
+            self._registry_error = ""
+
+    def error(self, message: str) -> None:
+        """Remember the latest error, for the health document."""
+        now = self._clock()
+        with self._lock:
+            self._last_error = (now, message)
+
+    def set_lag(self, lag: Mapping[int, int | None]) -> None:
+        """Messages behind the high watermark, per assigned partition (None: unknown)."""
+        with self._lock:
+            self._lag = dict(lag)
+
+    def stopping(self) -> None:
+        """Shutdown began: health turns unhealthy so no one routes work here."""
+        with self._lock:
+            self._stopping = True
+
+    def reasons(self) -> list[str]:
+        """Why the writer is unhealthy; empty when healthy."""
+        with self._lock:
+            return self._reasons(self._clock())
+
+    def _reasons(self, now: float) -> list[str]:
+        limits = self._limits
+        reasons = []
+        if self._stopping:
+            reasons.append("shutting down")
+        if not self._table_loaded:
+            reasons.append("Iceberg table not loaded yet")
+        if not self._assignment_seen:
+            reasons.append("waiting for the first partition assignment")
+        elif not self._assigned:
+            reasons.append("no partitions assigned")
+        if self._last_poll is None:
+            reasons.append("has not polled Kafka yet")
+        elif now - self._last_poll > limits.max_poll_age_s:
+            reasons.append(
+                f"last Kafka poll {now - self._last_poll:.1f} s ago "
+                f"(limit {limits.max_poll_age_s:g} s)"
+            )
+        if self._uncommitted_since is not None:
+            waiting = now - self._uncommitted_since
+            if waiting > limits.max_uncommitted_s:
+                reasons.append(
+                    f"records consumed {waiting:.1f} s ago are still uncommitted "
+                    f"(limit {limits.max_uncommitted_s:g} s)"
+                )
+        if self._registry_down_since is not None:
+            reasons.append(
+                f"schema registry failing for {now - self._registry_down_since:.1f} s: "
+                f"{self._registry_error}"
+            )
+        return reasons
+
+    def document(self) -> dict[str, Any]:
+        """The health JSON: verdict, reasons, counters, lag and ages (seconds)."""
+        with self._lock:
+            now = self._clock()
+            reasons = self._reasons(now)
+            last_error = None
+            if self._last_error is not None:
+                at, message = self._last_error
+                last_error = {"message": message, "age_s": round(now - at, 3)}
+            return {
+                "healthy": not reasons,
+                "reasons": reasons,
+                **self._counters,
+                "assigned_partitions": list(self._assigned),
+                "lag": {str(p): v for p, v in sorted(self._lag.items())},
+                "table_loaded": self._table_loaded,
+                "last_poll_age_s": _age(now, self._last_poll),
+                "last_commit_age_s": _age(now, self._last_commit),
+                "uncommitted_age_s": _age(now, self._uncommitted_since),
+                "last_error": last_error,
+                "uptime_s": round(now - self._started, 3),
+            }
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    state: ClassVar[HealthState]
+
+    def do_GET(self) -> None:
+        """`/health` (and `/`): the health document, 200 if healthy else 503."""
+        if self.path.split("?", 1)[0] not in ("/health", "/"):
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        document = self.state.document()
+        body = json.dumps(document).encode()
+        status = HTTPStatus.OK if document["healthy"] else HTTPStatus.SERVICE_UNAVAILABLE
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every second would drown the log: debug only."""
+        log.debug("health: " + format, *args)
+
+
+class HealthServer:
+    """`GET /health` on a daemon thread, until `close`."""
+
+    def __init__(self, state: HealthState, host: str, port: int) -> None:
+        handler = type("HealthHandler", (_HealthHandler,), {"state": state})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="k2-health", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> HealthServer:
+        """Serve in the background."""
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

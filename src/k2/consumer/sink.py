@@ -1,0 +1,222 @@
+"""One batch, one Iceberg commit: rows and the offsets they cover land together or not at all.
+
+The commit is optimistic: pyiceberg asserts the branch head is the snapshot this writer last
+saw. If another commit got there first (CommitFailedException), the sink reloads the table,
+reads the offsets the new head records, drops the rows that are already in (a concurrent
+writer's, or an earlier attempt whose answer was lost) and tries again with the merged map. It
+never relies on pyiceberg's own commit retry, which would replay the same rows and the same,
+now stale, offsets onto the new head: `ensure_table` turns that retry off for this table.
+
+The sink also expires old snapshots (metadata only; no file is deleted), keeping the newest
+`keep_snapshots`: at one commit a second the snapshot list would otherwise grow by 3600 an
+hour, and pyiceberg copies the whole table metadata several times per commit, so commits would
+slow down linearly (measured: 60 ms at the first commit, 780 ms at the 600th).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+
+from k2.consumer.batch import SealedBatch
+from k2.consumer.offsets import (
+    OFFSETS_PROPERTY,
+    encode_offsets,
+    landed_partitions,
+    merge_offsets,
+    stored_offsets,
+)
+from k2.iceberg.table import COMMIT_NUM_RETRIES, TRADES_SCHEMA
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS: Final = 8
+DEFAULT_KEEP_SNAPSHOTS: Final = 50
+DEFAULT_EXPIRE_EVERY: Final = 50
+
+
+class CommitConflictError(RuntimeError):
+    """Every attempt lost the race to another writer; the batch stays uncommitted."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """What one batch did to the table."""
+
+    committed: bool
+    """False when the table already held everything the batch covers (nothing written)."""
+    rows: int
+    """Rows appended by this commit."""
+    skipped_rows: int
+    """Rows of the batch that were already in the table."""
+    offsets: dict[int, int]
+    """The table's cumulative next offsets after this batch."""
+    snapshot_id: int | None
+    attempts: int
+    seconds: float
+
+
+def drop_landed(
+    data: pa.Table, first_offsets: Mapping[int, int], stored: Mapping[int, int]
+) -> pa.Table:
+    """`data` without the rows whose offset is below the table's next offset for their partition."""
+    landed = landed_partitions(first_offsets, stored)
+    if not landed:
+        return data
+    partition = data["kafka_partition"]
+    offset = data["kafka_offset"]
+    keep = pc.invert(pc.is_in(partition, value_set=pa.array(sorted(landed), pa.int32())))
+    for p in landed:
+        keep = pc.or_(keep, pc.and_(pc.equal(partition, p), pc.greater_equal(offset, stored[p])))
+    return data.filter(keep)
+
+
+class IcebergSink:
+    """Commits sealed batches to one table, recording offsets in each snapshot summary.
+
+    Thread-safe: the writer commits from a worker thread while the rebalance callback reads the
+    stored offsets from the consumer's thread.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        *,
+        topic: str,
+        group: str,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+        expire_every: int = DEFAULT_EXPIRE_EVERY,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if table.schema().as_struct() != TRADES_SCHEMA.as_struct():
+            raise ValueError(
+                f"table {table.name()} does not have k2.iceberg.table.TRADES_SCHEMA (field ids "
+                f"included), so appends of arrow_schema() rows would fail: {table.schema()}"
+            )
+        retries = table.metadata.properties.get(COMMIT_NUM_RETRIES)
+        if retries != "0":
+            raise ValueError(
+                f"table {table.name()} has {COMMIT_NUM_RETRIES}={retries!r}: pyiceberg would "
+                "replay a conflicting commit with stale offsets; create it with ensure_table"
+            )
+        self.topic = topic
+        self.group = group
+        self._table = table
+        self._max_attempts = max_attempts
+        self._keep_snapshots = max(1, keep_snapshots)
+        self._expire_every = max(1, expire_every)
+        self._commits_since_expiry = 0
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stale = False
+
+    def stored_offsets(self, *, refresh: bool = True) -> dict[int, int]:
+        """The next offset per partition that the table's newest snapshot records (may be empty)."""
+        with self._lock:
+            if refresh or self._stale:
+                self._table.refresh()
+                self._stale = False
+            found = stored_offsets(self._table.metadata, self.topic)
+            return dict(found.partitions) if found is not None else {}
+
+    def commit(self, batch: SealedBatch) -> CommitOutcome:
+        """Append the batch's rows not yet in the table, with the merged offsets, in one commit.
+
+        Raises CommitConflictError after `max_attempts` lost races, and lets any other failure
+        (catalog or storage down) through; either way nothing of the batch was committed by
+        this call, or, if the outcome is unknown, the next attempt finds out from the offsets.
+        """
+        started = self._clock()
+        with self._lock:
+            data = batch.to_table()
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    if self._stale:
+                        self._table.refresh()
+                        self._stale = False
+                    found = stored_offsets(self._table.metadata, self.topic)
+                    stored = found.partitions if found is not None else {}
+                    rows = drop_landed(data, batch.first_offsets, stored)
+                    merged = merge_offsets(stored, batch.next_offsets)
+                    if merged == stored:
+                        return CommitOutcome(
+                            committed=False,
+                            rows=0,
+                            skipped_rows=len(data),
+                            offsets=merged,
+                            snapshot_id=found.snapshot_id if found is not None else None,
+                            attempts=attempt,
+                            seconds=self._clock() - started,
+                        )
+                    properties = {OFFSETS_PROPERTY: encode_offsets(self.topic, self.group, merged)}
+                    self._table.append(rows, snapshot_properties=properties)
+                except CommitFailedException as exc:
+                    self._stale = True
+                    log.warning(
+                        "Iceberg commit conflict (attempt %d of %d), reloading the table: %s",
+                        attempt,
+                        self._max_attempts,
+                        exc,
+                    )
+                    self._sleep(min(1.0, 0.05 * 2**attempt))
+                    continue
+                except BaseException:
+                    self._stale = True
+                    raise
+                snapshot = self._table.metadata.current_snapshot()
+                self._maybe_expire()
+                return CommitOutcome(
+                    committed=True,
+                    rows=len(rows),
+                    skipped_rows=len(data) - len(rows),
+                    offsets=merged,
+                    snapshot_id=snapshot.snapshot_id if snapshot is not None else None,
+                    attempts=attempt,
+                    seconds=self._clock() - started,
+                )
+        raise CommitConflictError(
+            f"gave up committing a batch of {batch.size} records after {self._max_attempts} "
+            "conflicting attempts"
+        )
+
+    def _maybe_expire(self) -> None:
+        """Every `expire_every` commits, expire all but the newest `keep_snapshots` snapshots.
+
+        Best effort: a failure is logged and retried at the next round. The newest snapshot,
+        which carries the cumulative offsets, is never among the expired.
+        """
+        self._commits_since_expiry += 1
+        if self._commits_since_expiry < self._expire_every:
+            return
+        self._commits_since_expiry = 0
+        metadata = self._table.metadata
+        protected = {ref.snapshot_id for ref in metadata.refs.values()}
+        snapshots = sorted(
+            metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms)
+        )
+        expired = [
+            s.snapshot_id
+            for s in snapshots[: -self._keep_snapshots]
+            if s.snapshot_id not in protected
+        ]
+        if not expired:
+            return
+        try:
+            self._table.maintenance.expire_snapshots().by_ids(expired).commit()
+        except Exception as exc:  # maintenance must never fail the writer
+            self._stale = True
+            log.warning("expiring %d old snapshots failed: %s", len(expired), exc)
+        else:
+            log.info("expired %d old snapshots, kept %d", len(expired), self._keep_snapshots)

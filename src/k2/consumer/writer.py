@@ -1,0 +1,543 @@
+"""The consume loop: Kafka batches in, one Iceberg commit per batch out, then the Kafka commit.
+
+Per batch, in this order: every record is decoded and validated (bad ones go to the dead-letter
+topic), the batch closes on size or age, the dead letters are flushed, the rows and the offsets
+go to Iceberg in one commit (on a worker thread, so the next batch is consumed meanwhile; at
+most one commit is in flight), and only then are the offsets committed to Kafka, synchronously.
+
+Anything that goes wrong before a batch's Iceberg commit abandons it: the consumer seeks back to
+the batch's first offsets and reads it again. On a partition assignment the start offsets come
+from the table's snapshot summary, not from the group. Both are safe because the table records
+exactly which offsets it holds: nothing is written twice and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from k2.consumer.batch import Batch, BatchPolicy, SealedBatch
+from k2.consumer.deadletter import DeadLetterError, DeadLetterQueue, Headers
+from k2.consumer.decoding import RecordDecoder, Rejected
+from k2.consumer.health import HealthState
+from k2.consumer.offsets import start_positions
+from k2.consumer.registry import RegistryUnavailableError
+from k2.consumer.sink import CommitOutcome
+from k2.model.timestamps import utc_now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_TIMEOUT_S: Final = 0.25
+DEFAULT_CONSUME_MAX: Final = 5_000
+LAG_INTERVAL_S: Final = 5.0
+MAX_BACKOFF_S: Final = 5.0
+_LOG_EVERY_S: Final = 10.0
+
+
+class KafkaMessage(Protocol):
+    """What the writer reads from a consumed message (confluent_kafka.Message)."""
+
+    def error(self) -> KafkaError | None:
+        """The consumer error this message stands for, if any."""
+        ...
+
+    def topic(self) -> str | None:
+        """Source topic."""
+        ...
+
+    def partition(self) -> int | None:
+        """Source partition."""
+        ...
+
+    def offset(self) -> int | None:
+        """Source offset."""
+        ...
+
+    def key(self) -> bytes | None:
+        """Raw key bytes."""
+        ...
+
+    def value(self) -> bytes | None:
+        """Raw value bytes."""
+        ...
+
+    def headers(self) -> Any:
+        """Raw headers: a list of (name, bytes) or None."""
+        ...
+
+
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
+
+
+class KafkaConsumer(Protocol):
+    """The part of confluent_kafka.Consumer the writer uses (tests pass a fake)."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """Join the group for `topics`."""
+        ...
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[KafkaMessage]:
+        """Up to `num_messages` messages, waiting at most `timeout` seconds."""
+        ...
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """Start fetching `partitions` at their offsets."""
+        ...
+
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions currently assigned."""
+        ...
+
+    def seek(self, partition: TopicPartition) -> None:
+        """Move the fetch position of an assigned partition."""
+        ...
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The next offset to be consumed per partition."""
+        ...
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int]:
+        """(low, high) watermarks of a partition."""
+        ...
+
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
+    ) -> list[TopicPartition]:
+        """Commit `offsets` to the group, waiting for the broker's answer."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group."""
+        ...
+
+
+class Sink(Protocol):
+    """Where batches go (IcebergSink; a fake in tests)."""
+
+    def stored_offsets(self, *, refresh: bool = True) -> dict[int, int]:
+        """Next offset per partition recorded in the table."""
+        ...
+
+    def commit(self, batch: SealedBatch) -> CommitOutcome:
+        """Write one batch in one commit."""
+        ...
+
+
+class FatalWriterError(RuntimeError):
+    """The writer can no longer tell what it has read; exit and resume from the table."""
+
+
+class _Throttle:
+    """Log a recurring problem once per interval, not once per poll."""
+
+    def __init__(self, clock: Callable[[], float], every_s: float = _LOG_EVERY_S) -> None:
+        self._clock = clock
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str) -> bool:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._every_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+def _describe(offsets: dict[int, int], first: dict[int, int]) -> str:
+    return " ".join(f"p{p}:{first.get(p, '?')}-{offsets[p]}" for p in sorted(offsets))
+
+
+class IcebergWriter:
+    """Consumes one topic into the Iceberg table, one commit per batch, exactly once."""
+
+    def __init__(
+        self,
+        *,
+        consumer: KafkaConsumer,
+        decoder: RecordDecoder,
+        dead_letters: DeadLetterQueue,
+        sink: Sink,
+        health: HealthState,
+        policy: BatchPolicy,
+        topic: str,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
+        poll_timeout_s: float = DEFAULT_POLL_TIMEOUT_S,
+        consume_max: int = DEFAULT_CONSUME_MAX,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self.topic = topic
+        self._consumer = consumer
+        self._decoder = decoder
+        self._dead_letters = dead_letters
+        self._sink = sink
+        self._health = health
+        self._policy = policy
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="k2-commit")
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._poll_timeout_s = poll_timeout_s
+        self._consume_max = consume_max
+        self._batch = Batch()
+        self._in_flight: tuple[SealedBatch, Future[CommitOutcome]] | None = None
+        self._pending_since: float | None = None
+        self._failures = 0
+        self._registry_down = False
+        self._next_lag = 0.0
+        self._stop = threading.Event()
+        self._sleep = sleep
+        self._throttle = _Throttle(clock)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set, then commit what is batched and leave the group."""
+        self._stop = stop
+        self._consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        clean = False
+        try:
+            while not stop.is_set():
+                self.step()
+            clean = True
+        finally:
+            self.shutdown(commit=clean)
+
+    def shutdown(self, *, commit: bool) -> None:
+        """Finish: commit the open batch (or abandon it), wait for the commit, close the consumer.
+
+        Abandoning is as safe as committing: the next owner of the partitions resumes from the
+        offsets in the table.
+        """
+        self._health.stopping()
+        try:
+            if commit and self._batch:
+                self._close_batch()
+            self._reap(block=True)
+        except Exception:
+            log.exception("final commit failed; the batch will be read again on restart")
+        finally:
+            self._executor.shutdown(wait=True)
+            self._consumer.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One poll: consume, decode, batch; reap a finished commit; close a due batch."""
+        timeout = self._poll_timeout_s
+        left = self._policy.time_left(self._batch, self._clock())
+        if left is not None:
+            timeout = min(timeout, left)
+        room = max(1, min(self._consume_max, self._policy.room(self._batch)))
+        messages = self._consumer.consume(num_messages=room, timeout=timeout)
+        self._health.polled()
+        if messages:
+            self._handle(messages)
+        self._reap(block=False)
+        if self._policy.should_close(self._batch, self._clock()):
+            self._close_batch()
+        if self._clock() >= self._next_lag:
+            self._update_lag()
+
+    def _handle(self, messages: Sequence[KafkaMessage]) -> None:
+        batch = self._batch
+        now = self._clock()
+        wall = self._wall_clock()
+        decode = self._decoder.decode
+        processed = 0
+        for index, message in enumerate(messages):
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            partition = message.partition()
+            offset = message.offset()
+            if partition is None or offset is None:
+                continue
+            try:
+                trade = decode(message.value(), wall)
+            except Rejected as rejected:
+                self._dead_letter(message, partition, offset, rejected)
+                batch.add_dead_letter(partition, offset, now)
+            except RegistryUnavailableError as exc:
+                self._registry_unavailable(exc, messages[index:])
+                break
+            else:
+                batch.add_trade(trade, partition, offset, now)
+            processed += 1
+        else:
+            if self._registry_down:
+                self._registry_down = False
+                self._failures = 0
+                self._health.registry_ok()
+                log.info("schema registry answers again")
+        if processed:
+            self._health.count("consumed", processed)
+        if batch and self._pending_since is None:
+            self._set_pending(batch.opened_at)
+
+    def _dead_letter(
+        self, message: KafkaMessage, partition: int, offset: int, rejected: Rejected
+    ) -> None:
+        headers: Headers | None = message.headers()
+        self._dead_letters.send(
+            key=message.key(),
+            value=message.value(),
+            headers=headers,
+            kind=rejected.kind,
+            reason=rejected.reason,
+            source_topic=message.topic() or self.topic,
+            partition=partition,
+            offset=offset,
+        )
+        if self._throttle(f"dlq:{rejected.kind}"):
+            log.warning(
+                "dead-lettering %s/%d@%d (%s): %s",
+                self.topic,
+                partition,
+                offset,
+                rejected.kind,
+                rejected.reason[:300],
+            )
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise FatalWriterError(f"fatal Kafka consumer error: {error}")
+        self._health.error(f"Kafka: {error}")
+        if self._throttle(f"kafka:{error.code()}"):
+            log.warning("Kafka consumer error: %s", error)
+
+    def _registry_unavailable(
+        self, exc: RegistryUnavailableError, unprocessed: Sequence[KafkaMessage]
+    ) -> None:
+        """Read the unprocessed messages again later; never dead-letter them for this."""
+        self._registry_down = True
+        self._health.registry_failed(str(exc))
+        if self._throttle("registry"):
+            log.error("%s; waiting, %d records held back", exc, len(unprocessed))
+        first: dict[int, int] = {}
+        for message in unprocessed:
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None and partition not in first:
+                first[partition] = offset
+        self._seek(first)
+        self._back_off()
+
+    # -- batches and commits ---------------------------------------------------------------
+
+    def _close_batch(self) -> None:
+        """Flush the batch's dead letters, wait for the previous commit, start this one."""
+        try:
+            delivered = self._dead_letters.flush()
+        except DeadLetterError as exc:
+            self._abandon([], f"dead letters not acknowledged: {exc}")
+            return
+        if delivered:
+            self._health.count("dead_lettered", delivered)
+        if not self._reap(block=True):
+            # The previous batch failed; rewinding to its start dropped this one too.
+            return
+        sealed = self._batch.seal()
+        self._batch = Batch()
+        self._in_flight = (sealed, self._executor.submit(self._sink.commit, sealed))
+
+    def _reap(self, *, block: bool) -> bool:
+        """Finish the in-flight commit if it is done (or wait for it); False if it failed."""
+        if self._in_flight is None:
+            return True
+        sealed, future = self._in_flight
+        if not block and not future.done():
+            return True
+        self._in_flight = None
+        try:
+            outcome = future.result()
+        except Exception as exc:
+            log.error(
+                "Iceberg commit of %d records (%s) failed, reading them again: %s: %s",
+                sealed.size,
+                _describe(sealed.next_offsets, sealed.first_offsets),
+                type(exc).__name__,
+                exc,
+            )
+            self._abandon([sealed], f"Iceberg commit failed: {type(exc).__name__}: {exc}")
+            return False
+        self._committed(sealed, outcome)
+        return True
+
+    def _committed(self, sealed: SealedBatch, outcome: CommitOutcome) -> None:
+        self._failures = 0
+        kafka = self._commit_kafka({p: outcome.offsets[p] for p in sealed.next_offsets})
+        self._health.committed(outcome.rows, outcome.skipped_rows, outcome.attempts - 1)
+        self._set_pending(self._batch.opened_at)
+        log.info(
+            "committed %d rows (%d dead-lettered, %d already in the table) %s in %.0f ms%s; %s",
+            outcome.rows,
+            sealed.dead_letters,
+            outcome.skipped_rows,
+            _describe(outcome.offsets, sealed.first_offsets),
+            outcome.seconds * 1000,
+            f", snapshot {outcome.snapshot_id}" if outcome.committed else ", nothing new",
+            kafka,
+        )
+
+    def _commit_kafka(self, offsets: dict[int, int]) -> str:
+        """Commit the group's offsets after the table's; a failure only delays the group."""
+        partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
+        try:
+            results = self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            self._health.error(f"Kafka offset commit failed: {exc}")
+            log.warning("Kafka offset commit failed (the table has the offsets): %s", exc)
+            return "Kafka offset commit FAILED"
+        failed = [tp for tp in results or () if tp.error is not None]
+        if failed:
+            self._health.error(f"Kafka offset commit failed: {failed[0].error}")
+            log.warning("Kafka offset commit failed for %s", failed)
+            return "Kafka offset commit FAILED"
+        return "Kafka offsets committed"
+
+    def _abandon(self, batches: list[SealedBatch], why: str) -> None:
+        """Drop `batches` and the open batch, seek back to their first offsets, back off."""
+        abandoned = len(batches) + (1 if self._batch else 0)
+        self._rewind(batches)
+        self._health.count("abandoned_batches", abandoned)
+        self._health.error(why)
+        self._back_off()
+
+    def _rewind(self, batches: list[SealedBatch], keep: set[int] | None = None) -> None:
+        """Seek to the earliest first offset of `batches` and the open batch, which is dropped.
+
+        `keep` limits the seeks to those partitions (the ones still assigned in a rebalance).
+        """
+        starts: dict[int, int] = {}
+        for first_offsets in [*(b.first_offsets for b in batches), self._batch.first_offsets]:
+            for partition, offset in first_offsets.items():
+                starts[partition] = min(offset, starts.get(partition, offset))
+        self._batch = Batch()
+        if keep is not None:
+            starts = {p: o for p, o in starts.items() if p in keep}
+        self._seek(starts)
+
+    def _seek(self, offsets: dict[int, int]) -> None:
+        for partition, offset in sorted(offsets.items()):
+            try:
+                self._consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as exc:
+                # Without the seek, the records would be skipped: exit and resume from the table.
+                raise FatalWriterError(
+                    f"cannot rewind {self.topic}/{partition} to {offset}: {exc}"
+                ) from exc
+
+    def _back_off(self) -> None:
+        """Wait before retrying (0.25 s doubling to 5 s); a stop request cuts the wait short."""
+        self._failures += 1
+        delay = min(MAX_BACKOFF_S, 0.25 * 2 ** (self._failures - 1))
+        (self._sleep or self._stop.wait)(delay)
+
+    def _set_pending(self, since: float | None) -> None:
+        self._pending_since = since
+        self._health.uncommitted_since(since)
+
+    # -- rebalances ------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Start every assigned partition at the offset the table records for it."""
+        ours = [tp.partition for tp in partitions if tp.topic == self.topic]
+        stored: dict[int, int] = {}
+        source = "table"
+        try:
+            stored = self._sink.stored_offsets(refresh=True)
+        except Exception as exc:
+            # The table's last known state is behind or equal to the truth, never ahead, and
+            # the commit drops rows the table already holds: starting from it is safe.
+            log.error("cannot reload the table's offsets on assignment: %s", exc)
+            self._health.error(f"offsets on assignment: {exc}")
+            try:
+                stored, source = self._sink.stored_offsets(refresh=False), "cached table"
+            except Exception:
+                stored, source = {}, "group"
+        positions = start_positions(ours, stored)
+        for tp in partitions:
+            if tp.topic == self.topic:
+                tp.offset = positions[tp.partition]
+        consumer.assign(partitions)
+        self._health.assigned(ours)
+        log.info(
+            "assigned %s: %s",
+            self.topic,
+            ", ".join(
+                f"p{p}@{stored[p]} ({source})" if p in stored else f"p{p}@group offset"
+                for p in sorted(ours)
+            )
+            or "no partitions",
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Let the in-flight commit finish (it commits its offsets), drop the open batch.
+
+        Whoever is assigned the partitions next resumes from the table, so dropping is safe.
+        """
+        revoked = {tp.partition for tp in partitions if tp.topic == self.topic}
+        log.info("partitions revoked: %s", sorted(revoked))
+        retained = {
+            tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic
+        } - revoked
+        failed: list[SealedBatch] = []
+        if self._in_flight is not None:
+            sealed, future = self._in_flight
+            self._in_flight = None
+            try:
+                outcome = future.result()
+            except Exception as exc:
+                log.error(
+                    "Iceberg commit failed during a rebalance (it will be read again): %s", exc
+                )
+                self._health.error(f"Iceberg commit failed: {type(exc).__name__}: {exc}")
+                failed.append(sealed)
+            else:
+                self._committed(sealed, outcome)
+        self._rewind(failed, keep=retained)
+        self._set_pending(None)
+        self._health.assigned(sorted(retained))
+
+    # -- lag -------------------------------------------------------------------------------
+
+    def _update_lag(self) -> None:
+        self._next_lag = self._clock() + LAG_INTERVAL_S
+        try:
+            assigned = [tp for tp in self._consumer.assignment() if tp.topic == self.topic]
+            positions = self._consumer.position(assigned) if assigned else []
+            lag: dict[int, int | None] = {}
+            for tp in positions:
+                probe = TopicPartition(self.topic, tp.partition)
+                _, high = self._consumer.get_watermark_offsets(probe, cached=True)
+                if high < 0:
+                    _, high = self._consumer.get_watermark_offsets(probe, timeout=1.0)
+                lag[tp.partition] = high - tp.offset if tp.offset >= 0 and high >= 0 else None
+        except KafkaException as exc:
+            log.debug("lag unavailable: %s", exc)
+            return
+        self._health.set_lag(lag)

@@ -1,0 +1,179 @@
+"""Health that tells the truth: every readiness condition, the HTTP endpoint, the CLI probe."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from k2.consumer.health import HealthLimits, HealthServer, HealthState
+from k2.consumer.probe import main as probe_main
+from k2.consumer.probe import probe
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(clock: Clock) -> HealthState:
+    return HealthState(HealthLimits(max_poll_age_s=10.0, max_uncommitted_s=30.0), clock=clock)
+
+
+def _healthy(state: HealthState) -> HealthState:
+    state.table_loaded()
+    state.assigned([0, 1])
+    state.polled()
+    return state
+
+
+def test_a_fresh_writer_is_unhealthy_with_reasons(state: HealthState) -> None:
+    reasons = state.reasons()
+
+    assert "Iceberg table not loaded yet" in reasons
+    assert "waiting for the first partition assignment" in reasons
+    assert "has not polled Kafka yet" in reasons
+
+
+def test_healthy_when_everything_holds(state: HealthState) -> None:
+    assert _healthy(state).reasons() == []
+    assert state.document()["healthy"] is True
+
+
+def test_no_partitions_after_an_assignment_is_unhealthy(state: HealthState) -> None:
+    _healthy(state).assigned([])
+
+    assert state.reasons() == ["no partitions assigned"]
+
+
+def test_a_stale_poll_is_unhealthy(state: HealthState, clock: Clock) -> None:
+    _healthy(state)
+    clock.now += 10.5
+
+    assert state.reasons() == ["last Kafka poll 10.5 s ago (limit 10 s)"]
+
+
+def test_a_batch_stuck_uncommitted_is_unhealthy(state: HealthState, clock: Clock) -> None:
+    _healthy(state).uncommitted_since(clock.now)
+    clock.now += 29.0
+    state.polled()
+    assert state.reasons() == []
+
+    clock.now += 2.0
+    state.polled()
+
+    assert state.reasons() == ["records consumed 31.0 s ago are still uncommitted (limit 30 s)"]
+    state.uncommitted_since(None)
+    assert state.reasons() == []
+
+
+def test_a_failing_registry_is_unhealthy_until_it_answers(state: HealthState, clock: Clock) -> None:
+    _healthy(state).registry_failed("connection refused")
+    clock.now += 3.0
+    state.polled()
+
+    assert state.reasons() == ["schema registry failing for 3.0 s: connection refused"]
+    state.registry_ok()
+    assert state.reasons() == []
+    assert state.document()["last_error"] == {"message": "connection refused", "age_s": 3.0}
+
+
+def test_shutting_down_is_unhealthy(state: HealthState) -> None:
+    _healthy(state).stopping()
+
+    assert state.reasons() == ["shutting down"]
+
+
+def test_document_has_counters_lag_and_ages(state: HealthState, clock: Clock) -> None:
+    _healthy(state)
+    state.count("consumed", 10)
+    state.count("dead_lettered", 2)
+    state.committed(rows=8, skipped_rows=0, conflicts=1)
+    state.set_lag({0: 5, 1: None})
+    clock.now += 2.5
+
+    document = state.document()
+
+    assert document["consumed"] == 10
+    assert document["written"] == 8
+    assert document["dead_lettered"] == 2
+    assert document["commits"] == 1
+    assert document["commit_conflicts"] == 1
+    assert document["lag"] == {"0": 5, "1": None}
+    assert document["last_commit_age_s"] == 2.5
+    assert document["assigned_partitions"] == [0, 1]
+    assert json.loads(json.dumps(document)) == document
+
+
+@pytest.fixture
+def server(state: HealthState) -> Iterator[HealthServer]:
+    server = HealthServer(state, "127.0.0.1", 0).start()
+    yield server
+    server.close()
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_endpoint_answers_503_then_200(state: HealthState, server: HealthServer) -> None:
+    status, body = _get(server.port, "/health")
+    assert status == 503
+    assert json.loads(body)["healthy"] is False
+
+    _healthy(state)
+    status, body = _get(server.port, "/health")
+
+    assert status == 200
+    assert json.loads(body)["reasons"] == []
+    assert _get(server.port, "/elsewhere")[0] == 404
+
+
+def test_probe_exit_status_follows_health(
+    state: HealthState, server: HealthServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert probe_main(["--port", str(server.port)]) == 1
+    assert capsys.readouterr().out.startswith("unhealthy: Iceberg table not loaded yet;")
+
+    _healthy(state)
+
+    assert probe_main(["--port", str(server.port)]) == 0
+    assert capsys.readouterr().out == "healthy\n"
+
+
+def test_probe_reads_the_port_from_the_environment(
+    state: HealthState, server: HealthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _healthy(state)
+    monkeypatch.setenv("K2_HEALTH_PORT", str(server.port))
+
+    assert probe_main([]) == 0
+
+
+def test_probe_of_nothing_listening_is_unhealthy() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connection refused
+
+        healthy, verdict = probe("127.0.0.1", port, timeout=2)
+
+    assert not healthy
+    assert verdict.startswith(f"unhealthy: health endpoint 127.0.0.1:{port} unreachable")
