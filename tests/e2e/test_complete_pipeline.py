@@ -1,0 +1,196 @@
+"""Real trades through feed -> Kafka -> consumer-crypto -> Iceberg -> k2-query-api, exactly.
+
+Each test uses symbols of its own, so tests never see each other's trades and the expected
+counts come from the feed's ledger, not from constants.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+
+from k2.feed import open_feed
+from k2.feed.badinput import garbage_value, unknown_schema_id_value
+from k2.feed.generator import generate_frames
+from k2.model import TOPIC
+from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
+from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.hops import (
+    Endpoints,
+    api_records,
+    iceberg_records,
+    kafka_records,
+    poll_until,
+    unique_symbols,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+ARRIVAL_DEADLINE_S = 90.0
+
+
+@pytest.fixture
+def endpoints(full_stack: dict[str, str], docker_manager: E2EDockerManager) -> Endpoints:
+    """Where the running full stack's services are, from the host."""
+    return Endpoints.of(docker_manager.project)
+
+
+@pytest.fixture
+def api(endpoints: Endpoints, docker_manager: E2EDockerManager) -> Iterator[httpx.Client]:
+    """A blocking client for polling; the key as the async `api_client` fixture gets it."""
+    key = docker_manager.project.service_env("k2-query-api")["K2_API_KEY"]
+    with httpx.Client(base_url=endpoints.api_url, headers={"X-API-Key": key}, timeout=30) as client:
+        yield client
+
+
+def _served(api: httpx.Client, symbols: list[str]) -> int:
+    return sum(
+        api.get("/v1/trades", params={"symbol": s, "limit": 1}).json()["pagination"]["total"]
+        for s in symbols
+    )
+
+
+def test_fed_trades_arrive_exactly_at_every_hop(endpoints: Endpoints, api: httpx.Client) -> None:
+    symbols = unique_symbols(4)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    feed.send_frames(generate_frames(symbols, seed=11), count=2000)
+    produced = [from_trade(trade) for trade in feed.ledger.trades()]
+    poll_until(
+        lambda: _served(api, symbols),
+        lambda n: n >= len(produced),
+        ARRIVAL_DEADLINE_S,
+        f"{len(produced)} trades of {symbols} through the API",
+    )
+    kafka, undecodable = kafka_records(endpoints, symbols)
+    assert undecodable == 0
+    assert_hops(
+        compare("kafka", produced, kafka),
+        compare("iceberg", produced, iceberg_records(endpoints, symbols)),
+        compare("api", produced, api_records(api, symbols)),
+    )
+
+
+def _header_text(value: str | bytes | None) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def _dead_letters(endpoints: Endpoints, keys: list[str], expected: int) -> list[dict[str, str]]:
+    """Headers (and key) of the dead letters keyed by `keys`, read from the topic's start."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": endpoints.bootstrap,
+            "group.id": f"k2-e2e-dlq-{unique_symbols(1)[0]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([f"{TOPIC}.dlq"])
+    found: list[dict[str, str]] = []
+
+    def read() -> int:
+        for msg in consumer.consume(num_messages=1000, timeout=0.5):
+            key = _header_text(msg.key())
+            if msg.error() is None and key in keys:
+                raw = msg.headers() or []
+                pairs = raw.items() if isinstance(raw, dict) else raw
+                headers = {name: _header_text(value) for name, value in pairs}
+                found.append({**headers, "key": key})
+        return len(found)
+
+    try:
+        poll_until(
+            read,
+            lambda n: n >= expected,
+            ARRIVAL_DEADLINE_S,
+            f"{expected} dead letters keyed {keys}",
+            interval_s=0,
+        )
+    finally:
+        consumer.close()
+    return found
+
+
+def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
+    endpoints: Endpoints, api: httpx.Client
+) -> None:
+    symbols = unique_symbols(2)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    frames = generate_frames(symbols, seed=23)
+    feed.send_frames(frames, count=300)
+    garbage = feed.send_raw(garbage_value(seed=5), key=symbols[0].encode())
+    unknown = feed.send_raw(
+        unknown_schema_id_value(feed.ledger.trades()[0]), key=symbols[1].encode()
+    )
+    feed.send_frames(frames, count=300)
+    produced = [from_trade(trade) for trade in feed.ledger.trades()]
+    poll_until(
+        lambda: _served(api, symbols),
+        lambda n: n >= len(produced),
+        ARRIVAL_DEADLINE_S,
+        f"{len(produced)} valid trades of {symbols} through the API",
+    )
+    assert_hops(compare("api", produced, api_records(api, symbols)))
+    ours = _dead_letters(endpoints, symbols, expected=2)
+    sources = {(h.get("k2.source.partition"), h.get("k2.source.offset")): h for h in ours}
+    for delivery in (garbage, unknown):
+        header = sources.get((str(delivery.partition), str(delivery.offset)))
+        assert header is not None, f"no dead letter for {delivery}; ours: {ours}"
+        assert header.get("k2.error"), header
+
+
+def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
+    endpoints: Endpoints, api: httpx.Client, docker_manager: E2EDockerManager
+) -> None:
+    symbols = unique_symbols(3)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    sending = threading.Thread(
+        target=feed.send_frames,
+        args=(generate_frames(symbols, seed=31),),
+        kwargs={"count": 6000, "rate": 1500},
+        daemon=True,
+    )
+    sending.start()
+    poll_until(
+        lambda: _served(api, symbols),
+        lambda n: n > 0,
+        ARRIVAL_DEADLINE_S,
+        "the first trades before the kill",
+    )
+    compose = docker_manager.project.docker.compose
+    compose.kill(["consumer-crypto"], signal="SIGKILL")
+    compose.start(["consumer-crypto"])
+    sending.join(timeout=120)
+    assert not sending.is_alive(), "the feed did not finish within 120 s"
+    produced = [from_trade(trade) for trade in feed.ledger.trades()]
+    assert len(produced) == 6000
+    poll_until(
+        lambda: _served(api, symbols),
+        lambda n: n >= len(produced),
+        ARRIVAL_DEADLINE_S,
+        f"{len(produced)} trades after the consumer restart",
+    )
+    assert_hops(
+        compare("iceberg", produced, iceberg_records(endpoints, symbols)),
+        compare("api", produced, api_records(api, symbols)),
+    )
+
+
+async def test_api_refuses_missing_and_wrong_keys_and_bad_parameters(
+    api_client: httpx.AsyncClient,
+) -> None:
+    assert (await api_client.get("/health", headers={"X-API-Key": ""})).status_code == 200
+    no_key = httpx.AsyncClient(base_url=str(api_client.base_url))
+    async with no_key:
+        assert (await no_key.get("/v1/symbols")).status_code == 401
+        wrong = await no_key.get("/v1/symbols", headers={"X-API-Key": "not-the-key"})
+        assert wrong.status_code == 403
+    for params in (
+        {"limit": 0},
+        {"limit": 10001},
+        {"start_time": "yesterday"},
+        {"start_time": "2026-01-02T00:00:00Z", "end_time": "2026-01-01T00:00:00Z"},
+    ):
+        response = await api_client.get("/v1/trades", params=params)
+        assert response.status_code == 422, (params, response.text)

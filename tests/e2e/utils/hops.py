@@ -1,0 +1,186 @@
+"""Read what each hop of the running pipeline holds for a test's symbols.
+
+Kafka (decoded through the registry), the Iceberg table (scanned through the catalog) and the
+API (paged through /v1/trades): each returns canonical records for the data validator. Waits
+are polls with a deadline that fail with what was last seen.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastavro import parse_schema
+from pyiceberg.catalog import Catalog, load_catalog
+
+from k2.model import TOPIC, decode_body, split_wire
+from k2.model.names import ICEBERG_TABLE
+from tests.e2e.utils.compose_project import ComposeProject
+from tests.e2e.utils.data_validator import Canonical, canonical
+
+T = TypeVar("T")
+API_PAGE = 10_000
+
+
+def unique_symbols(count: int, quote: str = "USDT") -> list[str]:
+    """Symbols no other test uses, so each test's data is its own."""
+    rng = random.Random(uuid.uuid4().int)
+    return sorted({"".join(rng.choices(string.ascii_uppercase, k=6)) + quote for _ in range(count)})
+
+
+def poll_until(
+    probe: Callable[[], T],
+    done: Callable[[T], bool],
+    deadline_s: float,
+    what: str,
+    interval_s: float = 0.2,
+) -> T:
+    """Call `probe` until `done(result)`; on timeout fail with the last result seen."""
+    end = time.monotonic() + deadline_s
+    last = probe()
+    while not done(last):
+        if time.monotonic() > end:
+            raise AssertionError(
+                f"timed out after {deadline_s:.0f}s waiting for {what}; last seen: {last!r:.1500}"
+            )
+        time.sleep(interval_s)
+        last = probe()
+    return last
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Host-side addresses of the stack's services, from the compose project."""
+
+    bootstrap: str
+    registry_url: str
+    iceberg_uri: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    api_url: str
+
+    @classmethod
+    def of(cls, project: ComposeProject) -> Endpoints:
+        """Discovered ports on the engine's host; credentials from the compose model."""
+        ports = project.host_ports()
+        host = project.host
+        s3 = project.service_env("minio")
+        return cls(
+            bootstrap=f"{host}:{ports[('kafka', 9094)]}",
+            registry_url=f"http://{host}:{ports[('schema-registry', 8080)]}/apis/ccompat/v7",
+            iceberg_uri=f"http://{host}:{ports[('iceberg-rest', 8181)]}",
+            s3_endpoint=f"http://{host}:{ports[('minio', 9000)]}",
+            s3_access_key=s3["MINIO_ROOT_USER"],
+            s3_secret_key=s3["MINIO_ROOT_PASSWORD"],
+            s3_region=project.service_env("iceberg-rest")["AWS_REGION"],
+            api_url=f"http://{host}:{ports[('k2-query-api', 8000)]}"
+            if ("k2-query-api", 8000) in ports
+            else "",
+        )
+
+    def catalog(self) -> Catalog:
+        """PyIceberg's REST catalog, reading files from MinIO through its published port."""
+        return load_catalog(
+            "k2-e2e",
+            type="rest",
+            uri=self.iceberg_uri,
+            **{
+                "s3.endpoint": self.s3_endpoint,
+                "s3.access-key-id": self.s3_access_key,
+                "s3.secret-access-key": self.s3_secret_key,
+                "s3.region": self.s3_region,
+            },
+        )
+
+
+def kafka_records(
+    endpoints: Endpoints, symbols: Iterable[str], topic: str = TOPIC
+) -> tuple[list[Canonical], int]:
+    """Every record keyed by one of `symbols`, decoded; and how many did not decode."""
+    wanted = {symbol.encode() for symbol in symbols}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": endpoints.bootstrap,
+            "group.id": f"k2-e2e-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    registry = SchemaRegistryClient({"url": endpoints.registry_url})
+    schemas: dict[int, Any] = {}
+    records: list[Canonical] = []
+    undecodable = 0
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=1.0):
+                if msg.error():
+                    continue
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= ends[partition] - 1:
+                    pending.discard(partition)
+                if msg.key() not in wanted:
+                    continue
+                try:
+                    schema_id, body = split_wire(msg.value() or b"")
+                    if schema_id not in schemas:
+                        text = registry.get_schema(schema_id).schema_str or ""
+                        schemas[schema_id] = parse_schema(json.loads(text))
+                    records.append(canonical(decode_body(body, schemas[schema_id])))
+                except Exception:
+                    undecodable += 1
+        if pending:
+            raise AssertionError(
+                f"could not read {topic} partitions {sorted(pending)} to their end within 60 s"
+            )
+    finally:
+        consumer.close()
+    return records, undecodable
+
+
+def iceberg_records(endpoints: Endpoints, symbols: Iterable[str]) -> list[Canonical]:
+    """The table's rows for `symbols`, through the catalog (partition-pruned by symbol)."""
+    table = endpoints.catalog().load_table(ICEBERG_TABLE)
+    # Test symbols are upper-case letters only, so quoting them into the filter is safe.
+    wanted = ", ".join(f"'{symbol}'" for symbol in sorted(set(symbols)))
+    rows = table.scan(row_filter=f"symbol IN ({wanted})").to_arrow().to_pylist()
+    return [canonical(row) for row in rows]
+
+
+def api_trades(client: httpx.Client, symbol: str, **params: Any) -> list[dict[str, Any]]:
+    """Every trade the API serves for one symbol, following pagination."""
+    trades: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        response = client.get(
+            "/v1/trades", params={"symbol": symbol, "limit": API_PAGE, "offset": offset, **params}
+        )
+        response.raise_for_status()
+        body = response.json()
+        trades += body["data"]
+        if not body["pagination"]["has_more"]:
+            return trades
+        offset += API_PAGE
+
+
+def api_records(client: httpx.Client, symbols: Iterable[str]) -> list[Canonical]:
+    """Canonical records of every trade the API serves for `symbols`."""
+    return [canonical(t) for symbol in symbols for t in api_trades(client, symbol)]
