@@ -166,7 +166,14 @@ def startup(repeats: int, env_dir: Path) -> dict[str, Any]:
         for step in order:
             (plain if step is plain_up else layer).append(step(env_dir))
     ratio = _median(layer, "time_to_first_test_s") / _median(plain, "up_wait_s")
+    # Each pair ran back to back, so its difference is the layer's cost under similar load.
+    overheads = [
+        round(lay["time_to_first_test_s"] - pla["up_wait_s"], 2)
+        for lay, pla in zip(layer, plain, strict=True)
+    ]
     return {
+        "pairwise_overhead_s": overheads,
+        "median_pairwise_overhead_s": statistics.median(overheads),
         "plain_up_wait": {"runs": plain, "median_s": _median(plain, "up_wait_s")},
         "layer": {
             "runs": layer,
@@ -223,7 +230,7 @@ def main() -> None:
     """Run the measurements and write benchmarks/results/stack.json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", action="store_true", help="delete k2 images and rebuild all")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": describe(), "goals": GOALS}
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

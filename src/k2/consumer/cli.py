@@ -13,10 +13,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
-
-from pyiceberg.table import Table
+from typing import TypeVar
 
 from k2.consumer.batch import BatchPolicy
 from k2.consumer.clients import (
@@ -38,37 +37,24 @@ from k2.iceberg.table import ensure_table
 log = logging.getLogger("k2.consumer")
 
 _MAX_START_BACKOFF_S = 10.0
+T = TypeVar("T")
 
 
-def _load_table(config: ConsumerConfig, health: HealthState, stop: threading.Event) -> Table | None:
-    """The trades table, created if absent; retried until it answers or `stop` is set."""
+def _retrying(
+    action: Callable[[], T], what: str, health: HealthState, stop: threading.Event
+) -> T | None:
+    """`action()` once it succeeds, retried with backoff while `what` starts; None if stopped."""
     delay = 0.5
     while not stop.is_set():
         try:
-            return ensure_table(open_catalog(config))
-        except Exception as exc:  # the catalog may still be starting: wait, report, retry
-            message = f"Iceberg catalog {config.iceberg_uri}: {type(exc).__name__}: {exc}"
+            return action()
+        except Exception as exc:  # the service may still be starting: wait, report, retry
+            message = f"{what}: {type(exc).__name__}: {exc}"
             health.error(message)
             log.warning("%s; retrying in %.1f s", message, delay)
             stop.wait(delay)
             delay = min(_MAX_START_BACKOFF_S, delay * 2)
     return None
-
-
-def _ensure_topics(config: ConsumerConfig, health: HealthState, stop: threading.Event) -> bool:
-    """Source and dead-letter topics exist; retried while the broker starts. False if stopped."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            ensure_topics(config)
-            return True
-        except Exception as exc:  # the broker may still be starting: wait, report, retry
-            message = f"Kafka {config.kafka_bootstrap}: {type(exc).__name__}: {exc}"
-            health.error(message)
-            log.warning("%s; retrying in %.1f s", message, delay)
-            stop.wait(delay)
-            delay = min(_MAX_START_BACKOFF_S, delay * 2)
-    return False
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -91,12 +77,20 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
         log.error("cannot serve health on %s:%d: %s", config.health_host, config.health_port, exc)
         return 1
     try:
-        table = _load_table(config, health, stop)
+        table = _retrying(
+            lambda: ensure_table(open_catalog(config)),
+            f"Iceberg catalog {config.iceberg_uri}",
+            health,
+            stop,
+        )
         if table is None:
             return 0
         sink = IcebergSink(table, topic=config.topic, group=config.group)
         health.table_loaded()
-        if not _ensure_topics(config, health, stop):
+        topics = _retrying(
+            lambda: ensure_topics(config), f"Kafka {config.kafka_bootstrap}", health, stop
+        )
+        if topics is None:
             return 0
         producer = open_dead_letter_producer(config)
         writer = IcebergWriter(

@@ -97,13 +97,13 @@ def open_catalog(config: ConsumerConfig) -> Catalog:
     return load_catalog(config.iceberg_catalog_name, **catalog_properties(config))
 
 
-def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> None:
+def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> list[str]:
     """Create the source and dead-letter topics if absent, with the broker's defaults.
 
     The writer must be assigned partitions (and so turn healthy) before the first trade is
     produced; librdkafka's auto-creation on subscribe only retries at the next metadata
     refresh, which left a fresh stack's writer unassigned for minutes. An existing topic is
-    fine; any other error raises, naming the topic.
+    fine; any other error raises, naming the topic. Returns the topics' names.
     """
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     # -1: the broker's num.partitions and default.replication.factor (KIP-464).
@@ -117,3 +117,4 @@ def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> None:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"cannot create topic {name}: {exc.args[0]}") from exc
+    return [topic.topic for topic in wanted]

@@ -37,3 +37,9 @@ def trade_v2_schema() -> dict[str, Any]:
 def parsed_trade_v2_schema() -> Schema:
     """The schema parsed by fastavro, the form its readers and writers take (parsed once)."""
     return fastavro.parse_schema(trade_v2_schema())
+
+
+@cache
+def trade_v2_field_names() -> tuple[str, ...]:
+    """TradeV2's field names in schema order: the one list every reader of a trade uses."""
+    return tuple(field["name"] for field in trade_v2_schema()["fields"])

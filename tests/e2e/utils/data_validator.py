@@ -17,26 +17,11 @@ from enum import Enum
 from typing import Any
 
 from k2.model import Trade
+from k2.model.schema import trade_v2_field_names
 
-# Every TradeV2 field; the lineage columns of the table (kafka_partition/offset) are not
-# part of a trade and are compared separately where they matter.
-TRADE_FIELDS = (
-    "message_id",
-    "trade_id",
-    "symbol",
-    "exchange",
-    "asset_class",
-    "timestamp",
-    "price",
-    "quantity",
-    "currency",
-    "side",
-    "trade_conditions",
-    "source_sequence",
-    "ingestion_timestamp",
-    "platform_sequence",
-    "vendor_data",
-)
+# Every TradeV2 field, from the schema itself; the table's lineage columns (kafka_partition,
+# kafka_offset) are not part of a trade.
+TRADE_FIELDS = trade_v2_field_names()
 _TIMESTAMPS = {"timestamp", "ingestion_timestamp"}
 _DECIMALS = {"price", "quantity"}
 EXAMPLES = 3
