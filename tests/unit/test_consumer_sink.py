@@ -376,5 +376,3 @@ def _timestamps() -> Iterator[datetime]:
     yield datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)
     yield datetime(2026, 3, 2, tzinfo=UTC)
     yield datetime(1900, 1, 1, 12, tzinfo=UTC)
-
-
