@@ -169,6 +169,13 @@ def test_timestamps_round_trip_to_the_stored_instant(client: TestClient) -> None
         assert Decimal(trade["price"]) == by_id[trade["message_id"]].price
 
 
+def test_trades_answer_with_server_timing(client: TestClient) -> None:
+    response = client.get("/v1/trades", headers=AUTH)
+    phases = dict(part.split(";dur=") for part in response.headers["Server-Timing"].split(", "))
+    assert set(phases) == {"serialize"}  # the in-memory repository reports no phases
+    assert float(phases["serialize"]) >= 0
+
+
 def test_correlation_id_is_taken_from_the_request_and_echoed(client: TestClient) -> None:
     response = client.get("/v1/trades", headers={**AUTH, "X-Correlation-ID": "abc-123"})
     assert response.headers["X-Correlation-ID"] == "abc-123"

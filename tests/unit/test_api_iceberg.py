@@ -294,6 +294,14 @@ def test_repository_pages_from_the_replica_with_fresh_metadata_each_call() -> No
     assert repo.replica.incremental_loads == 1
 
 
+def test_repository_reports_where_a_request_spent_its_time() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    page = anyio.run(repository(table).trades, TradeFilter(), PageRequest(1, 0))
+    assert list(page.timings) == ["catalog", "read", "page"]
+    assert all(ms >= 0 for ms in page.timings.values())
+
+
 def test_repository_without_replica_pushes_filters_and_projection_down() -> None:
     table = FakeTable()
     table.commit(Operation.APPEND, [make_trade(n) for n in range(3)])

@@ -17,24 +17,9 @@ import pyarrow.compute as pc
 from k2.api.query import PageRequest, TradeFilter
 from k2.api.repository import DaySummary
 from k2.model.decimals import QUANTUM
+from k2.model.schema import trade_v2_field_names
 
-TRADE_COLUMNS: Final = (
-    "message_id",
-    "trade_id",
-    "symbol",
-    "exchange",
-    "asset_class",
-    "timestamp",
-    "price",
-    "quantity",
-    "currency",
-    "side",
-    "trade_conditions",
-    "source_sequence",
-    "ingestion_timestamp",
-    "platform_sequence",
-    "vendor_data",
-)
+TRADE_COLUMNS: Final = trade_v2_field_names()
 """The TradeV2 fields, in Avro order: what a scan projects and what the API returns.
 
 The table's lineage columns (kafka_partition, kafka_offset) are left unread.
@@ -70,10 +55,11 @@ def match_mask(rows: pa.Table, where: TradeFilter) -> pa.ChunkedArray | None:
         terms.append(_equals(rows.column("symbol"), where.symbol))
     if where.exchange is not None:
         terms.append(_equals(rows.column("exchange"), where.exchange))
-    timestamps = rows.column("timestamp") if rows.num_columns else None
-    if where.start is not None and timestamps is not None:
+    if where.start is not None:
+        timestamps = rows.column("timestamp")
         terms.append(pc.greater_equal(timestamps, pa.scalar(where.start, timestamps.type)))
-    if where.end is not None and timestamps is not None:
+    if where.end is not None:
+        timestamps = rows.column("timestamp")
         terms.append(pc.less_equal(timestamps, pa.scalar(where.end, timestamps.type)))
     if not terms:
         return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -145,9 +146,19 @@ class IcebergTradeRepository:
         return await self._run(self._trades, where, page)
 
     def _trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
-        source = self._source(self._load(), where, compute.TRADE_COLUMNS)
+        began = time.perf_counter()
+        table = self._load()
+        loaded = time.perf_counter()
+        source = self._source(table, where, compute.TRADE_COLUMNS)
+        refreshed = time.perf_counter()
         rows, total = compute.newest_first_page(source.rows, page, source.still_to_apply)
-        return TradePage(rows.select(list(compute.TRADE_COLUMNS)), total)
+        done = time.perf_counter()
+        timings = {
+            "catalog": (loaded - began) * 1000,
+            "read": (refreshed - loaded) * 1000,
+            "page": (done - refreshed) * 1000,
+        }
+        return TradePage(rows.select(list(compute.TRADE_COLUMNS)), total, timings)
 
     async def symbols(self) -> list[str]:
         """See TradeRepository.symbols."""

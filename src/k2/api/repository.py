@@ -7,7 +7,8 @@ blocks (pyiceberg does) must move the work off the event loop itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -25,11 +26,14 @@ class RepositoryUnavailableError(RuntimeError):
 class TradePage:
     """One page of trades, newest first, and how many trades matched in all.
 
-    `rows` is an Arrow table with the TradeV2 columns (`compute.TRADE_COLUMNS`).
+    `rows` is an Arrow table with the TradeV2 columns (`compute.TRADE_COLUMNS`). `timings`
+    names the phases the repository spent time in (milliseconds), for the Server-Timing
+    header: where a slow request went, visible from any client.
     """
 
     rows: pa.Table
     total: int
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

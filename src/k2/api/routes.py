@@ -3,12 +3,16 @@
 Handlers are async and never touch pyiceberg themselves; the repository does its blocking
 work in worker threads. `/v1/trades` builds its JSON directly (up to 10 000 rows would cost
 more to validate through pydantic than to query); its shape is still documented by
-TradesResponse and checked against it by the unit tests.
+TradesResponse and checked against it by the unit tests. It also answers with a
+Server-Timing header (catalog load, read, paging, serialisation, in ms), so a slow request
+shows any client where its time went.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -56,6 +60,11 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 def meta(request: Request) -> Meta:
     """The envelope's meta object for this request, stamped now."""
     return Meta(correlation_id=correlation_id(request), timestamp=format_instant(datetime.now(UTC)))
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """A Server-Timing header value: `name;dur=ms` per phase, in the order given."""
+    return ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
 
 
 def build_router(repository: TradeRepository, api_key: ApiKeyCheck) -> APIRouter:
@@ -110,6 +119,7 @@ def build_router(repository: TradeRepository, api_key: ApiKeyCheck) -> APIRouter
         )
         page = PageRequest(limit, offset)
         result = await repository.trades(where, page)
+        began = time.perf_counter()
         data = trade_records(result.rows)
         body = {
             "success": True,
@@ -122,8 +132,13 @@ def build_router(repository: TradeRepository, api_key: ApiKeyCheck) -> APIRouter
                 "has_more": page.offset + len(data) < result.total,
             },
         }
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        return Response(payload.encode(), media_type="application/json")
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        timings = {**result.timings, "serialize": (time.perf_counter() - began) * 1000}
+        return Response(
+            payload,
+            media_type="application/json",
+            headers={"Server-Timing": server_timing(timings)},
+        )
 
     @router.get(
         "/symbols",
