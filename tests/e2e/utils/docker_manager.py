@@ -119,7 +119,7 @@ class E2EDockerManager:
             )
         )
         # A restarted container may have been given another ephemeral host port.
-        self.running_services = await anyio.to_thread.run_sync(self.endpoints)
+        await anyio.to_thread.run_sync(self._refresh_endpoints)
         return True
 
     async def get_service_logs(self, service_name: str, lines: int = 50) -> str:
@@ -136,17 +136,15 @@ class E2EDockerManager:
         with self._lock:
             self.active_profile = profile
             self.project = self.project.with_profiles((profile,))
-            self.running_services = self.endpoints()
+            self._refresh_endpoints()
             self.on_ready()
 
     def ensure_still_ready(self) -> None:
         """Wait for any service that is not ready now (restarted by an earlier test)."""
         model = self.project.config
-        waited: list[str] = []
 
         def notice(service: str, text: str, _seconds: float) -> None:
             if text != "ready":
-                waited.append(service)
                 self._say(f"k2-e2e: {service} is {text}; waiting for it before the next test")
 
         wait_until_ready(
@@ -155,8 +153,14 @@ class E2EDockerManager:
             {name: deadline_for(spec) for name, spec in model["services"].items()},
             on_change=notice,
         )
-        if waited:  # A restarted container may have been given another ephemeral port.
-            self.running_services = self.endpoints()
+        # An earlier test may have restarted a container, which then got another ephemeral port.
+        self._refresh_endpoints()
+
+    def _refresh_endpoints(self) -> None:
+        """Update `running_services` in place: fixtures hand out this one dict, so it stays true."""
+        current = self.endpoints()
+        self.running_services.clear()
+        self.running_services.update(current)
 
     def endpoints(self) -> dict[str, str]:
         """Map service -> 'host:port' of its first published port, for the active profiles."""
@@ -184,7 +188,7 @@ class E2EDockerManager:
                     raise
                 self.active_profile = profile
                 self.project = self.project.with_profiles((profile,))
-                self.running_services = self.endpoints()
+                self._refresh_endpoints()
                 self.on_ready()
             return self.running_services
 
