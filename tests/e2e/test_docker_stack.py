@@ -215,26 +215,12 @@ def test_taken_pinned_port_stops_the_session_with_one_line(
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
         port = holder.getsockname()[1]
-        env = {**os.environ, "K2_MINIO_PORT": str(port), "K2_E2E_ARTIFACTS": str(tmp_path)}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-m",
-                "e2e",
-                "-p",
-                "no:cacheprovider",
-                f"{__file__}::test_minimal_profile_selects_exactly_the_infrastructure",
-            ],
-            cwd=pytestconfig.rootpath,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        code, output = _nested_pytest(
+            pytestconfig.rootpath,
+            {"K2_MINIO_PORT": str(port), "K2_E2E_ARTIFACTS": str(tmp_path)},
+            f"{__file__}::test_minimal_profile_selects_exactly_the_infrastructure",
         )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 4, output[-3000:]
+    assert code == 4, output[-3000:]
     assert f"pinned host port {port} (K2_MINIO_PORT) is already in use" in output, output[-3000:]
     assert "docker compose up" not in output
 
@@ -258,32 +244,18 @@ def test_failing_test_carries_service_logs_in_report_and_artifacts(
     test_file.write_text(DELIBERATE_FAILURE)
     artifacts = tmp_path / "artifacts"
     root = pytestconfig.rootpath
-    env = {**os.environ, "PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.e2e.plugin",
-            "-m",
-            "e2e",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(root / "pyproject.toml"),
-            "--rootdir",
-            str(root),
-            str(test_file),
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    code, output = _nested_pytest(
+        root,
+        {"PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts)},
+        "-p",
+        "tests.e2e.plugin",
+        "-c",
+        str(root / "pyproject.toml"),
+        "--rootdir",
+        str(root),
+        str(test_file),
     )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 1, output[-3000:]
+    assert code == 1, output[-3000:]
     assert "deliberate failure" in output
     for section in ("k2-e2e ps", "k2-e2e health", "k2-e2e stats", "k2-e2e logs kafka"):
         assert section in output, f"report lacks {section!r}:\n{output[-3000:]}"
