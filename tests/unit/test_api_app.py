@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from k2.api.app import create_app
 from k2.api.memory import InMemoryTradeRepository
 from k2.api.models import (
     ErrorResponse,
@@ -21,39 +20,15 @@ from k2.api.models import (
     TradesResponse,
 )
 from k2.model.trade import Trade
-
-KEY = "unit-test-key"
-AUTH = {"X-API-Key": KEY}
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-DAY2 = datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
-
-
-def make_trade(n: int, **changes: Any) -> Trade:
-    fields: dict[str, Any] = {
-        "trade_id": f"BINANCE-{n}",
-        "symbol": "BTCUSDT",
-        "exchange": "BINANCE",
-        "asset_class": "crypto",
-        "timestamp": T0 + timedelta(seconds=n),
-        "price": "43251.12345678",
-        "quantity": "0.00100000",
-        "currency": "USDT",
-        "side": "BUY",
-        "ingestion_timestamp": T0 + timedelta(seconds=n, milliseconds=5),
-        "source_sequence": n,
-        "vendor_data": {"t": str(n), "m": "false"},
-    }
-    fields.update(changes)
-    return Trade.new(**fields)
-
-
-def sample_trades() -> list[Trade]:
-    trades = [make_trade(n) for n in range(10)]
-    trades += [make_trade(100 + n, symbol="ETHUSDT", price="2500.5") for n in range(3)]
-    # Three trades in one microsecond: only message_id can order them.
-    trades += [make_trade(200 + n, timestamp=T0 + timedelta(seconds=5)) for n in range(3)]
-    trades.append(make_trade(300, timestamp=DAY2 + timedelta(hours=1), price="0.00000001"))
-    return trades
+from tests.unit.api_fixtures import (
+    AUTH,
+    DAY2,
+    KEY,
+    T0,
+    make_trade,
+    sample_app,
+    sample_trades,
+)
 
 
 @pytest.fixture
@@ -63,7 +38,7 @@ def repository() -> InMemoryTradeRepository:
 
 @pytest.fixture
 def client(repository: InMemoryTradeRepository) -> Iterator[TestClient]:
-    with TestClient(create_app(repository, api_key=KEY), raise_server_exceptions=False) as c:
+    with TestClient(sample_app(repository), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -225,7 +200,7 @@ def test_offset_past_the_end_is_an_empty_page(client: TestClient) -> None:
 
 def test_default_limit_is_100() -> None:
     repo = InMemoryTradeRepository.of(make_trade(n) for n in range(150))
-    with TestClient(create_app(repo, api_key=KEY)) as client:
+    with TestClient(sample_app(repo)) as client:
         body = get_trades(client)
     assert len(body["data"]) == 100
     assert body["pagination"] == {"limit": 100, "offset": 0, "total": 150, "has_more": True}
@@ -342,7 +317,7 @@ def test_summary_computes_ohlcv_by_time() -> None:
         make_trade(6, timestamp=DAY2, price="999", quantity="9"),  # next day
     ]
     repo = InMemoryTradeRepository.of(trades)
-    with TestClient(create_app(repo, api_key=KEY)) as client:
+    with TestClient(sample_app(repo)) as client:
         response = client.get("/v1/summary/btcusdt/2026-01-01", headers=AUTH)
     assert response.status_code == 200
     body = SummaryResponse.model_validate(response.json())
@@ -369,7 +344,7 @@ def test_summary_vwap_rounds_half_even_to_eight_places() -> None:
         make_trade(3, price="2", quantity="1"),
     ]
     repo = InMemoryTradeRepository.of(trades)
-    with TestClient(create_app(repo, api_key=KEY)) as client:
+    with TestClient(sample_app(repo)) as client:
         body = client.get("/v1/summary/BTCUSDT/2026-01-01", headers=AUTH).json()
     assert body["data"]["vwap"] == "1.66666667"
 
@@ -400,7 +375,7 @@ def test_stats(client: TestClient, repository: InMemoryTradeRepository) -> None:
 
 
 def test_empty_table_answers_empty_not_error() -> None:
-    with TestClient(create_app(InMemoryTradeRepository(), api_key=KEY)) as client:
+    with TestClient(sample_app(InMemoryTradeRepository())) as client:
         assert get_trades(client)["pagination"]["total"] == 0
         assert client.get("/v1/symbols", headers=AUTH).json()["data"] == []
         stats = client.get("/v1/stats", headers=AUTH).json()["data"]
