@@ -6,6 +6,7 @@ import pytest
 
 from k2.consumer import cli
 from k2.consumer.cli import main
+from k2.consumer.clients import consumer_config
 from k2.consumer.config import ConfigError, load_config
 from k2.model.names import CONSUMER_GROUP, TOPIC
 
@@ -103,3 +104,9 @@ def test_main_exits_2_with_one_error_line(
     assert err.count("\n") == 1
     assert err.startswith("k2-consumer: config error: K2_KAFKA_BOOTSTRAP is not set;")
     assert "K2_BATCH_MAX_RECORDS='x' is not an integer > 0" in err
+
+
+def test_static_membership_only_when_an_instance_id_is_given() -> None:
+    assert "group.instance.id" not in consumer_config(load_config(REQUIRED))
+    pinned = load_config({**REQUIRED, "K2_KAFKA_GROUP_INSTANCE_ID": "consumer-crypto-1"})
+    assert consumer_config(pinned)["group.instance.id"] == "consumer-crypto-1"

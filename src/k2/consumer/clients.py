@@ -19,7 +19,7 @@ from k2.consumer.config import ConsumerConfig
 
 def consumer_config(config: ConsumerConfig) -> dict[str, Any]:
     """The librdkafka settings of the writer's consumer."""
-    return {
+    settings: dict[str, Any] = {
         "bootstrap.servers": config.kafka_bootstrap,
         "group.id": config.group,
         "client.id": config.client_id,
@@ -34,6 +34,9 @@ def consumer_config(config: ConsumerConfig) -> dict[str, Any]:
         # A topic created by someone else after the subscription is found within seconds.
         "topic.metadata.refresh.interval.ms": 10_000,
     }
+    if config.group_instance_id:
+        settings["group.instance.id"] = config.group_instance_id
+    return settings
 
 
 def dead_letter_producer_config(config: ConsumerConfig) -> dict[str, Any]:
