@@ -78,20 +78,29 @@ class HopReport:
     duplicated: dict[str, int] = field(default_factory=dict)
     unexpected: list[str] = field(default_factory=list)
     differing: list[tuple[str, dict[str, tuple[Any, Any]]]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict, repr=False)
+    """message_id -> 'SYMBOL trade_id' of the produced trades, for readable examples."""
+    error: str | None = None
+    """Why the hop could not be read at all."""
 
     @property
     def ok(self) -> bool:
         """Exactly the produced trades, each once, field for field."""
-        return not (self.missing or self.duplicated or self.unexpected or self.differing)
+        return not (
+            self.error or self.missing or self.duplicated or self.unexpected or self.differing
+        )
 
     def describe(self) -> str:
         """A multi-line account with a few examples of each kind of mismatch."""
+        if self.error is not None:
+            return f"{self.hop}: expected {self.expected} trades, could not read: {self.error}"
         lines = [f"{self.hop}: expected {self.expected} trades, found {self.actual}"]
         if self.missing:
-            lines.append(f"  missing {len(self.missing)}, e.g. {self.missing[:EXAMPLES]}")
+            examples = [f"{m} ({self.labels.get(m, '?')})" for m in self.missing[:EXAMPLES]]
+            lines.append(f"  missing {len(self.missing)}, e.g. {examples}")
         if self.duplicated:
-            examples = list(self.duplicated.items())[:EXAMPLES]
-            lines.append(f"  duplicated {len(self.duplicated)}, e.g. (id, copies) {examples}")
+            copies = list(self.duplicated.items())[:EXAMPLES]
+            lines.append(f"  duplicated {len(self.duplicated)}, e.g. (id, copies) {copies}")
         if self.unexpected:
             lines.append(
                 f"  not produced by this test {len(self.unexpected)}, "
@@ -111,6 +120,7 @@ def compare(hop: str, expected: Iterable[Canonical], found: Iterable[Canonical])
     seen = list(found)
     counts = Counter(record["message_id"] for record in seen)
     report = HopReport(hop, expected=len(produced), actual=len(seen))
+    report.labels = {m: f"{r['symbol']} {r['trade_id']}" for m, r in produced.items()}
     report.missing = sorted(set(produced) - set(counts))
     report.duplicated = {mid: n for mid, n in sorted(counts.items()) if n > 1}
     report.unexpected = sorted(set(counts) - set(produced))
@@ -131,10 +141,21 @@ class PipelineMismatch(AssertionError):
     """Raised with every failing hop's account, first hop first."""
 
 
+def unreadable(hop: str, expected: int, error: BaseException) -> HopReport:
+    """The report of a hop whose reader failed (service down, timeout)."""
+    return HopReport(hop, expected=expected, actual=0, error=f"{type(error).__name__}: {error}")
+
+
+def mismatch_text(reports: Iterable[HopReport]) -> str | None:
+    """'first broken hop: X' and every failing hop's account; None when every hop is exact."""
+    bad = [report for report in reports if not report.ok]
+    if not bad:
+        return None
+    return f"first broken hop: {bad[0].hop}\n" + "\n".join(r.describe() for r in bad)
+
+
 def assert_hops(*reports: HopReport) -> None:
     """Fail naming the first hop that lost, duplicated or changed a trade (and the rest)."""
-    bad = [report for report in reports if not report.ok]
-    if bad:
-        raise PipelineMismatch(
-            f"first broken hop: {bad[0].hop}\n" + "\n".join(r.describe() for r in bad)
-        )
+    text = mismatch_text(reports)
+    if text is not None:
+        raise PipelineMismatch(text)

@@ -27,6 +27,7 @@ from tests.e2e.utils.health_wait import (
     NEVER_CREATED,
     StackUnhealthy,
     WaitReport,
+    raise_if_broken,
     wait_until_ready,
 )
 from tests.e2e.utils.readiness import deadline_for, strategies
@@ -155,6 +156,10 @@ class E2EDockerManager:
         )
         # An earlier test may have restarted a container, which then got another ephemeral port.
         self._refresh_endpoints()
+
+    def raise_if_broken(self) -> None:
+        """Raise StackUnhealthy, with the service's logs, if a service is down right now."""
+        raise_if_broken(self.project.docker, strategies(self.project.config))
 
     def _refresh_endpoints(self) -> None:
         """Update `running_services` in place: fixtures hand out this one dict, so it stays true."""

@@ -161,3 +161,22 @@ def wait_until_ready(
         if pending:
             sleep(POLL_INTERVAL_S)
     return report
+
+
+def raise_if_broken(docker: DockerClient, strategies: Mapping[str, Readiness]) -> None:
+    """Raise StackUnhealthy for the first service that is down now (one engine round trip).
+
+    A service still starting (restarted by a test) is not broken; one that exited, is
+    unhealthy or has no container is. Waits on the pipeline call this about once a second,
+    so a stopped consumer fails a test in seconds instead of at its deadline.
+    """
+    states = observe(docker, sorted(strategies))
+    for service in sorted(strategies):
+        state = states[service]
+        verdict, _ = strategies[service].judge(state)
+        if verdict is Verdict.FAILED or state.status == "absent":
+            raise StackUnhealthy(
+                service,
+                f"{state.describe()} while a test waited on the pipeline",
+                _details(docker, state),
+            )

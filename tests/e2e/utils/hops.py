@@ -25,7 +25,16 @@ from pyiceberg.catalog import Catalog, load_catalog
 from k2.model import TOPIC, decode_body, split_wire
 from k2.model.names import ICEBERG_TABLE
 from tests.e2e.utils.compose_project import ComposeProject
-from tests.e2e.utils.data_validator import Canonical, canonical
+from tests.e2e.utils.data_validator import (
+    Canonical,
+    HopReport,
+    PipelineMismatch,
+    canonical,
+    compare,
+    mismatch_text,
+    unreadable,
+)
+from tests.e2e.utils.health_wait import StackUnhealthy
 
 T = TypeVar("T")
 API_PAGE = 10_000
@@ -43,15 +52,25 @@ def poll_until(
     deadline_s: float,
     what: str,
     interval_s: float = 0.2,
+    guard: Callable[[], None] | None = None,
 ) -> T:
-    """Call `probe` until `done(result)`; on timeout fail with the last result seen."""
+    """Call `probe` until `done(result)`; on timeout fail with the last result seen.
+
+    `guard`, if given, runs about once a second and raises when waiting is pointless (a
+    service of the stack is down), so a broken pipeline fails in seconds.
+    """
     end = time.monotonic() + deadline_s
+    next_guard = time.monotonic()
     last = probe()
     while not done(last):
-        if time.monotonic() > end:
+        now = time.monotonic()
+        if now > end:
             raise AssertionError(
                 f"timed out after {deadline_s:.0f}s waiting for {what}; last seen: {last!r:.1500}"
             )
+        if guard is not None and now >= next_guard:
+            guard()
+            next_guard = now + 1.0
         time.sleep(interval_s)
         last = probe()
     return last
@@ -184,3 +203,43 @@ def api_trades(client: httpx.Client, symbol: str, **params: Any) -> list[dict[st
 def api_records(client: httpx.Client, symbols: Iterable[str]) -> list[Canonical]:
     """Canonical records of every trade the API serves for `symbols`."""
     return [canonical(t) for symbol in symbols for t in api_trades(client, symbol)]
+
+
+def hop_reports(
+    endpoints: Endpoints, api: httpx.Client, produced: list[Canonical], symbols: list[str]
+) -> list[HopReport]:
+    """Each hop held to what was produced, in pipeline order; a hop that cannot be read says why."""
+    readers: list[tuple[str, Callable[[], list[Canonical]]]] = [
+        ("kafka", lambda: kafka_records(endpoints, symbols)[0]),
+        ("iceberg", lambda: iceberg_records(endpoints, symbols)),
+        ("api", lambda: api_records(api, symbols)),
+    ]
+    reports = []
+    for hop, read in readers:
+        try:
+            reports.append(compare(hop, produced, read()))
+        except Exception as exc:  # the hop's own failure is the finding
+            reports.append(unreadable(hop, len(produced), exc))
+    return reports
+
+
+def expect_arrival(
+    wait: Callable[[], object],
+    endpoints: Endpoints,
+    api: httpx.Client,
+    produced: list[Canonical],
+    symbols: list[str],
+) -> None:
+    """Run `wait`; if it gives up (deadline, service down), fail naming the hop that lost trades.
+
+    The failure reads: why the wait stopped, then 'first broken hop: iceberg' and each bad
+    hop's missing/duplicated/differing examples, then the wait's own details (service logs).
+    """
+    try:
+        wait()
+    except (AssertionError, StackUnhealthy) as exc:
+        text = mismatch_text(hop_reports(endpoints, api, produced, symbols))
+        if text is None:
+            raise  # every hop is exact by now: the wait was only slow; say that as it is
+        reason, _, details = str(exc).partition("\n")
+        raise PipelineMismatch(f"{reason}\n{text}\n{details}".rstrip()) from exc
