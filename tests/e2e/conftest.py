@@ -1,5 +1,8 @@
 """E2E fixtures (the seed's names): docker_manager, minimal_stack, full_stack, api_client.
 
+Also: `endpoints` and `api` (a blocking client) for the pipeline tests, and
+`performance_monitor`, which collects measured runs for the end-of-run report.
+
 pytest-docker's own fixtures are overridden to describe this run's project: both compose
 files plus a generated labels overlay, a project name unique to the run and xdist worker,
 and profile-aware setup and cleanup commands. Override any of them in a nearer conftest to
@@ -11,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,6 +25,8 @@ from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
 from tests.e2e.utils import reuse
 from tests.e2e.utils.compose_project import ComposeProject, engine_host
+from tests.e2e.utils.hops import Endpoints
+from tests.e2e.utils.performance_monitor import PerformanceMonitor
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.redact import Redactor, secrets_in
 from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP
@@ -207,12 +212,40 @@ async def api_client(
     service (the development key, which only that file states).
     """
     project = docker_manager.project
-    key = os.environ.get(API_KEY_VARIABLE) or project.service_env(API_SERVICE)[API_KEY_VARIABLE]
     port = project.host_port(API_SERVICE, API_PORT)
     async with httpx.AsyncClient(
-        base_url=f"http://{project.host}:{port}", headers={"X-API-Key": key}, timeout=30.0
+        base_url=f"http://{project.host}:{port}",
+        headers={"X-API-Key": _api_key(project)},
+        timeout=30.0,
     ) as client:
         yield client
+
+
+def _api_key(project: ComposeProject) -> str:
+    return os.environ.get(API_KEY_VARIABLE) or project.service_env(API_SERVICE)[API_KEY_VARIABLE]
+
+
+@pytest.fixture
+def endpoints(full_stack: dict[str, str], docker_manager: dm.E2EDockerManager) -> Endpoints:
+    """Where the running full stack's services are, from the host (fresh after restarts)."""
+    return Endpoints.of(docker_manager.project)
+
+
+@pytest.fixture
+def api(endpoints: Endpoints, docker_manager: dm.E2EDockerManager) -> Iterator[httpx.Client]:
+    """A blocking API client with the key, for polling from threads and plain tests."""
+    with httpx.Client(
+        base_url=endpoints.api_url,
+        headers={"X-API-Key": _api_key(docker_manager.project)},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def performance_monitor(k2_e2e: E2ESession) -> PerformanceMonitor:
+    """The session's measured runs: reported in the terminal summary and the artifacts."""
+    return k2_e2e.performance
 
 
 @pytest.fixture(autouse=True)

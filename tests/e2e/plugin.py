@@ -20,6 +20,7 @@ import pytest
 from tests.e2e.utils import diagnostics
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.options import E2EOptions, add_options
+from tests.e2e.utils.performance_monitor import PerformanceMonitor
 from tests.e2e.utils.redact import Redactor
 from tests.e2e.utils.report import ServiceRow, format_table, rows_for
 from tests.e2e.utils.run_identity import RunIdentity
@@ -28,6 +29,7 @@ from tests.e2e.utils.stats_sampler import StatsSampler
 STACK_FIXTURES = frozenset({"docker_manager", "minimal_stack", "full_stack", "api_client"})
 _RUN_ID_KEY = "k2_e2e_run_id"
 _SUMMARY_KEY = "k2_e2e_summary"
+_PERFORMANCE_KEY = "k2_e2e_performance"
 
 
 @dataclass
@@ -37,6 +39,7 @@ class E2ESession:
     options: E2EOptions
     identity: RunIdentity
     worker: str | None
+    performance: PerformanceMonitor
     manager: E2EDockerManager | None = None
     sampler: StatsSampler | None = None
     redactor: Redactor = field(default_factory=Redactor)
@@ -86,9 +89,11 @@ class _XdistController:
         node.workerinput[_RUN_ID_KEY] = self._session.identity.run_id
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """Collect each worker's summary rows."""
-        for row in getattr(node, "workeroutput", {}).get(_SUMMARY_KEY, []):
+        """Collect each worker's summary rows and measured runs."""
+        output = getattr(node, "workeroutput", {})
+        for row in output.get(_SUMMARY_KEY, []):
             self._session.worker_rows.append(ServiceRow(**row))
+        self._session.performance.extend_from_json(output.get(_PERFORMANCE_KEY, []))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,7 +109,9 @@ def pytest_configure(config: pytest.Config) -> None:
             identity.host,
             identity.started_at,
         )
-    session = E2ESession(options, identity, workerinput.get("workerid"))
+    session = E2ESession(
+        options, identity, workerinput.get("workerid"), PerformanceMonitor(options.freshness_slo_s)
+    )
     config.stash[SESSION] = session
     if session.worker is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
@@ -185,6 +192,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[_SUMMARY_KEY] = [row.to_json() for row in rows]
+        workeroutput[_PERFORMANCE_KEY] = [run.to_json() for run in state.performance.runs]
+    else:
+        # The controller (or a plain run) writes the report once, with every worker's runs.
+        state.notes += [
+            f"performance report: {path}"
+            for path in state.performance.write(state.options.artifacts)
+        ]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -192,6 +206,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(SESSION, None)
     if state is None:
         return
+    if state.performance.runs:
+        terminalreporter.section("k2 e2e performance")
+        for line in state.performance.summary_lines():
+            terminalreporter.write_line(line)
     rows = state.rows()
     if not rows and not state.bundles and not state.notes:
         return

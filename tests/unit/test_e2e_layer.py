@@ -57,6 +57,15 @@ def test_flag_beats_env_beats_ini() -> None:
     assert _resolve({"keep": None}, {"keep": True}, {}).keep is True
 
 
+def test_freshness_slo_defaults_to_5s_and_reads_flag_env_ini() -> None:
+    assert _resolve().freshness_slo_s == 5.0
+    assert _resolve({}, {"freshness_slo": "4"}, {}).freshness_slo_s == 4.0
+    assert (
+        _resolve({}, {"freshness_slo": "4"}, {"K2_E2E_FRESHNESS_SLO_S": "3"}).freshness_slo_s == 3
+    )
+    assert _resolve({"freshness_slo": "2.5"}, {}, {}).freshness_slo_s == 2.5
+
+
 def test_artifacts_relative_to_root_unless_absolute() -> None:
     assert _resolve({"artifacts": "out"}).artifacts == ROOT / "out"
     assert _resolve({}, {}, {"K2_E2E_ARTIFACTS": "/abs/a"}).artifacts == Path("/abs/a")
@@ -75,6 +84,9 @@ def test_reuse_implies_keep() -> None:
         ({}, {"K2_E2E_KEEP": "maybe"}, "not a boolean"),
         ({"reuse": True}, {"CI": "true"}, "refused under CI"),
         ({"reuse": True}, {"K2_E2E_GATE": "1"}, "refused in the pre-release gate"),
+        ({"freshness_slo": "soon"}, {}, "not a positive number of seconds"),
+        ({}, {"K2_E2E_FRESHNESS_SLO_S": "0"}, "not a positive number of seconds"),
+        ({"freshness_slo": "inf"}, {}, "not a positive number of seconds"),
     ],
 )
 def test_bad_options_fail_with_one_line(

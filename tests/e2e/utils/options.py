@@ -16,6 +16,7 @@ import pytest
 
 PROFILES = ("minimal", "full")
 DEFAULT_ARTIFACTS = "e2e-artifacts"
+DEFAULT_FRESHNESS_SLO_S = 5.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -59,6 +60,13 @@ OPTIONS = {
         "e2e_artifacts",
         "K2_E2E_ARTIFACTS",
         f"directory for failure bundles and reports (default ./{DEFAULT_ARTIFACTS})",
+    ),
+    "freshness_slo": Option(
+        "--e2e-freshness-slo",
+        "e2e_freshness_slo",
+        "K2_E2E_FRESHNESS_SLO_S",
+        f"freshness SLO in seconds: p99 of sent-to-served must stay within it "
+        f"(default {DEFAULT_FRESHNESS_SLO_S:g})",
     ),
 }
 
@@ -104,6 +112,7 @@ class E2EOptions:
     keep: bool
     reuse: bool
     artifacts: Path
+    freshness_slo_s: float = DEFAULT_FRESHNESS_SLO_S
 
     @classmethod
     def resolve(
@@ -140,7 +149,22 @@ class E2EOptions:
         artifacts = Path(str(pick("artifacts") or DEFAULT_ARTIFACTS))
         if not artifacts.is_absolute():
             artifacts = rootpath / artifacts
-        return cls(profile=profile, keep=keep or reuse, reuse=reuse, artifacts=artifacts)
+        slo = pick("freshness_slo")
+        try:
+            slo_s = float(slo) if slo is not None else DEFAULT_FRESHNESS_SLO_S
+        except ValueError:
+            slo_s = -1.0
+        if not 0 < slo_s < float("inf"):
+            raise OptionError(
+                f"--e2e-freshness-slo {slo!r} is not a positive number of seconds (e.g. 3 or 2.5)"
+            )
+        return cls(
+            profile=profile,
+            keep=keep or reuse,
+            reuse=reuse,
+            artifacts=artifacts,
+            freshness_slo_s=slo_s,
+        )
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> E2EOptions:

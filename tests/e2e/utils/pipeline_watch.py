@@ -1,0 +1,210 @@
+"""Watch the running pipeline while a feed runs: when trades became visible, and each commit.
+
+Two background threads observe, so the timing does not depend on when a test looks:
+
+- the API poller asks k2-query-api for each watched symbol's `pagination.total` every 50 ms
+  or so, and records when each answer arrived (and how long it took);
+- the catalog poller loads `market_data.trades` through the REST catalog and records every
+  new snapshot's commit time and the Kafka offsets its summary says it holds.
+
+Both only read what the real services expose; nothing is estimated. The records feed the
+performance monitor, which turns them into per-trade hop times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+import httpx
+from pyiceberg.table import Table
+
+from k2.consumer.offsets import OffsetsCorruptError, snapshot_offsets
+from k2.model import TOPIC
+
+API_INTERVAL_S: Final = 0.05
+"""Pause between rounds of API polls: 50 ms resolution without crowding a 2-core machine."""
+CATALOG_INTERVAL_S: Final = 0.5
+"""The consumer keeps at least 50 snapshots; at two commits a second none is missed."""
+GUARD_INTERVAL_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """One API answer: how many trades of `symbol` it served, and when the answer arrived."""
+
+    symbol: str
+    total: int
+    seen_at: float
+    """Wall clock (epoch seconds) when the response arrived: an upper bound of visibility."""
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSeen:
+    """One Iceberg commit of the consumer, as its snapshot records it."""
+
+    snapshot_id: int
+    sequence_number: int
+    committed_at: float
+    """The snapshot's timestamp (epoch seconds), stamped by consumer-crypto as it commits."""
+    next_offsets: Mapping[int, int]
+    """Per partition, the next offset to read: everything below it is in the table."""
+
+
+class WatchError(AssertionError):
+    """The watch could not observe (API or catalog failing), so no timing can be trusted."""
+
+
+class PipelineWatch:
+    """Background observation of one test's symbols; use as a context manager.
+
+    Args:
+        api: A client for k2-query-api with its key.
+        symbols: The symbols whose visibility is timed (the test's own).
+        load_table: Loads `market_data.trades` through the catalog (called on each poll).
+        topic: The topic whose offsets the snapshots record.
+    """
+
+    def __init__(
+        self,
+        api: httpx.Client,
+        symbols: Iterable[str],
+        load_table: Callable[[], Table],
+        topic: str = TOPIC,
+    ) -> None:
+        self.symbols = sorted(set(symbols))
+        self.visibility: list[Visibility] = []
+        self.commits: list[CommitSeen] = []
+        self._api = api
+        self._load_table = load_table
+        self._topic = topic
+        self._seen_snapshots: set[int] = set()
+        self._totals = dict.fromkeys(self.symbols, 0)
+        self._stop = threading.Event()
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._guarded, args=(self._poll_api,), daemon=True),
+            threading.Thread(target=self._guarded, args=(self._poll_catalog,), daemon=True),
+        ]
+
+    def __enter__(self) -> PipelineWatch:
+        # Snapshots from before the watch are known, not timed: they hold earlier data only.
+        self._record_commits(initial=True)
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop observing; a final catalog read catches a commit made since the last poll."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._record_commits()
+
+    def totals(self) -> dict[str, int]:
+        """The latest total the API served per symbol."""
+        with self._lock:
+            return dict(self._totals)
+
+    def raise_if_failed(self) -> None:
+        """Raise WatchError if an observer thread stopped on an error."""
+        if self._errors:
+            raise WatchError("the pipeline watch failed: " + "; ".join(self._errors))
+
+    def wait_until_visible(
+        self,
+        expected: Mapping[str, int],
+        deadline_s: float,
+        guard: Callable[[], None] | None = None,
+    ) -> dict[str, int]:
+        """Block until the API serves `expected` trades per symbol.
+
+        `guard` is called about once a second and should raise if the stack itself broke
+        (a stopped service), so a broken pipeline fails in seconds, not at the deadline.
+        On timeout an AssertionError says what was last seen.
+        """
+        end = time.monotonic() + deadline_s
+        next_guard = time.monotonic()
+        while True:
+            self.raise_if_failed()
+            totals = self.totals()
+            if all(totals.get(s, 0) >= n for s, n in expected.items()):
+                return totals
+            now = time.monotonic()
+            if now > end:
+                raise AssertionError(
+                    f"timed out after {deadline_s:.0f}s waiting for the API to serve "
+                    f"{dict(expected)}; last seen: {totals}, "
+                    f"{len(self.commits)} commits observed meanwhile"
+                )
+            if guard is not None and now >= next_guard:
+                guard()
+                next_guard = now + GUARD_INTERVAL_S
+            self._stop.wait(0.05)
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except Exception as exc:  # reported by raise_if_failed, in the test's thread
+            self._errors.append(f"{loop.__name__}: {type(exc).__name__}: {exc}")
+
+    def _poll_api(self) -> None:
+        while not self._stop.is_set():
+            for symbol in self.symbols:
+                began = time.perf_counter()
+                response = self._api.get("/v1/trades", params={"symbol": symbol, "limit": 1})
+                arrived = time.time()
+                latency = time.perf_counter() - began
+                response.raise_for_status()
+                total = int(response.json()["pagination"]["total"])
+                with self._lock:
+                    self.visibility.append(Visibility(symbol, total, arrived, latency))
+                    self._totals[symbol] = total
+            self._stop.wait(API_INTERVAL_S)
+
+    def _poll_catalog(self) -> None:
+        while not self._stop.wait(CATALOG_INTERVAL_S):
+            self._record_commits()
+
+    def _record_commits(self, *, initial: bool = False) -> None:
+        table = self._load_table()
+        found: list[CommitSeen] = []
+        for snapshot in table.metadata.snapshots:
+            if snapshot.snapshot_id in self._seen_snapshots:
+                continue
+            self._seen_snapshots.add(snapshot.snapshot_id)
+            if initial:
+                continue
+            try:
+                stored = snapshot_offsets(snapshot, self._topic)
+            except OffsetsCorruptError:
+                stored = None
+            if stored is None:
+                continue  # not the consumer's (compaction, a test's own append)
+            found.append(
+                CommitSeen(
+                    snapshot.snapshot_id,
+                    snapshot.sequence_number or 0,
+                    snapshot.timestamp_ms / 1000,
+                    dict(stored.partitions),
+                )
+            )
+        with self._lock:
+            self.commits.extend(found)
+            self.commits.sort(key=lambda commit: commit.sequence_number)
