@@ -1,13 +1,16 @@
 """Real trades through feed -> Kafka -> consumer-crypto -> Iceberg -> k2-query-api, exactly.
 
 Each test uses symbols of its own, so tests never see each other's trades and the expected
-counts come from the feed's ledger, not from constants.
+counts come from the feed's ledger, not from constants. Every wait on the pipeline checks the
+stack about once a second, and when it gives up the failure names the first hop that lost
+trades, with examples (see `expect_arrival`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
+from datetime import datetime
 
 import httpx
 import pytest
@@ -17,11 +20,19 @@ from k2.feed import open_feed
 from k2.feed.badinput import garbage_value, unknown_schema_id_value
 from k2.feed.generator import generate_frames
 from k2.model import TOPIC
-from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
+from tests.e2e.utils.data_validator import (
+    Canonical,
+    PipelineMismatch,
+    assert_hops,
+    canonical,
+    compare,
+    from_trade,
+)
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
     Endpoints,
     api_records,
+    expect_arrival,
     iceberg_records,
     kafka_records,
     poll_until,
@@ -33,17 +44,27 @@ ARRIVAL_DEADLINE_S = 90.0
 
 
 @pytest.fixture
-def endpoints(full_stack: dict[str, str], docker_manager: E2EDockerManager) -> Endpoints:
-    """Where the running full stack's services are, from the host."""
-    return Endpoints.of(docker_manager.project)
+def arrive(
+    endpoints: Endpoints, api: httpx.Client, docker_manager: E2EDockerManager
+) -> Callable[[list[Canonical], list[str]], None]:
+    """Wait until the API serves every produced trade of `symbols`; fail naming the lost hop."""
 
+    def wait(produced: list[Canonical], symbols: list[str]) -> None:
+        expect_arrival(
+            lambda: poll_until(
+                lambda: _served(api, symbols),
+                lambda n: n >= len(produced),
+                ARRIVAL_DEADLINE_S,
+                f"{len(produced)} trades of {symbols} through the API",
+                guard=docker_manager.raise_if_broken,
+            ),
+            endpoints,
+            api,
+            produced,
+            symbols,
+        )
 
-@pytest.fixture
-def api(endpoints: Endpoints, docker_manager: E2EDockerManager) -> Iterator[httpx.Client]:
-    """A blocking client for polling; the key as the async `api_client` fixture gets it."""
-    key = docker_manager.project.service_env("k2-query-api")["K2_API_KEY"]
-    with httpx.Client(base_url=endpoints.api_url, headers={"X-API-Key": key}, timeout=30) as client:
-        yield client
+    return wait
 
 
 def _served(api: httpx.Client, symbols: list[str]) -> int:
@@ -53,17 +74,14 @@ def _served(api: httpx.Client, symbols: list[str]) -> int:
     )
 
 
-def test_fed_trades_arrive_exactly_at_every_hop(endpoints: Endpoints, api: httpx.Client) -> None:
+def test_fed_trades_arrive_exactly_at_every_hop(
+    endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
+) -> None:
     symbols = unique_symbols(4)
     feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
     feed.send_frames(generate_frames(symbols, seed=11), count=2000)
     produced = [from_trade(trade) for trade in feed.ledger.trades()]
-    poll_until(
-        lambda: _served(api, symbols),
-        lambda n: n >= len(produced),
-        ARRIVAL_DEADLINE_S,
-        f"{len(produced)} trades of {symbols} through the API",
-    )
+    arrive(produced, symbols)
     kafka, undecodable = kafka_records(endpoints, symbols)
     assert undecodable == 0
     assert_hops(
@@ -113,7 +131,7 @@ def _dead_letters(endpoints: Endpoints, keys: list[str], expected: int) -> list[
 
 
 def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
-    endpoints: Endpoints, api: httpx.Client
+    endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
 ) -> None:
     symbols = unique_symbols(2)
     feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
@@ -125,12 +143,7 @@ def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
     )
     feed.send_frames(frames, count=300)
     produced = [from_trade(trade) for trade in feed.ledger.trades()]
-    poll_until(
-        lambda: _served(api, symbols),
-        lambda n: n >= len(produced),
-        ARRIVAL_DEADLINE_S,
-        f"{len(produced)} valid trades of {symbols} through the API",
-    )
+    arrive(produced, symbols)
     assert_hops(compare("api", produced, api_records(api, symbols)))
     ours = _dead_letters(endpoints, symbols, expected=2)
     sources = {(h.get("k2.source.partition"), h.get("k2.source.offset")): h for h in ours}
@@ -140,8 +153,12 @@ def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
         assert header.get("k2.error"), header
 
 
+@pytest.mark.chaos
 def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
-    endpoints: Endpoints, api: httpx.Client, docker_manager: E2EDockerManager
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    arrive: Callable[[list[Canonical], list[str]], None],
 ) -> None:
     symbols = unique_symbols(3)
     feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
@@ -165,12 +182,7 @@ def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     assert not sending.is_alive(), "the feed did not finish within 120 s"
     produced = [from_trade(trade) for trade in feed.ledger.trades()]
     assert len(produced) == 6000
-    poll_until(
-        lambda: _served(api, symbols),
-        lambda n: n >= len(produced),
-        ARRIVAL_DEADLINE_S,
-        f"{len(produced)} trades after the consumer restart",
-    )
+    arrive(produced, symbols)
     assert_hops(
         compare("iceberg", produced, iceberg_records(endpoints, symbols)),
         compare("api", produced, api_records(api, symbols)),
@@ -194,3 +206,76 @@ async def test_api_refuses_missing_and_wrong_keys_and_bad_parameters(
     ):
         response = await api_client.get("/v1/trades", params=params)
         assert response.status_code == 422, (params, response.text)
+
+
+@pytest.mark.chaos
+def test_stopped_consumer_fails_the_wait_naming_the_hop_then_recovers_exactly(
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    arrive: Callable[[list[Canonical], list[str]], None],
+) -> None:
+    """The harness's own promise: a broken hop is named at once, with missing-trade examples."""
+    symbols = unique_symbols(2)
+    compose = docker_manager.project.docker.compose
+    compose.stop(["consumer-crypto"])
+    try:
+        feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+        feed.send_frames(generate_frames(symbols, seed=41), count=200)
+        produced = [from_trade(trade) for trade in feed.ledger.trades()]
+        with pytest.raises(PipelineMismatch) as failure:
+            arrive(produced, symbols)
+    finally:
+        compose.start(["consumer-crypto"])
+    text = str(failure.value)
+    # The stack check stopped the wait, not the deadline; the hop after Kafka is named.
+    assert text.startswith("service 'consumer-crypto' is not ready: exited"), text[:400]
+    assert "first broken hop: iceberg" in text, text[:1000]
+    assert f"missing {len(produced)}, e.g." in text, text[:1000]
+    hop_lines = [line for line in text.splitlines() if not line.startswith("  |")]
+    assert not any(line.startswith("kafka:") for line in hop_lines), "Kafka held every trade"
+    # Started again, the consumer picks up where the table says and loses nothing.
+    arrive(produced, symbols)
+    assert_hops(compare("iceberg", produced, iceberg_records(endpoints, symbols)))
+
+
+def _newest_first(records: list[Canonical]) -> list[Canonical]:
+    return sorted(records, key=lambda r: (r["timestamp"], r["message_id"]), reverse=True)
+
+
+def test_time_range_and_limit_return_exactly_the_expected_slice_newest_first(
+    endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
+) -> None:
+    symbol = unique_symbols(1)[0]
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    feed.send_frames(generate_frames([symbol], seed=53), count=600)
+    produced = [from_trade(trade) for trade in feed.ledger.trades()]
+    arrive(produced, [symbol])
+    times = sorted({r["timestamp"] for r in produced})
+    start, end = times[len(times) // 5], times[3 * len(times) // 5]
+    window = _newest_first([r for r in produced if start <= r["timestamp"] <= end])
+    limit = len(window) // 3
+
+    def page(offset: int) -> tuple[list[Canonical], int]:
+        response = api.get(
+            "/v1/trades",
+            params={
+                "symbol": symbol.lower(),  # symbols are case-insensitive
+                "start_time": _iso(start),
+                "end_time": _iso(end),
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        response.raise_for_status()
+        body = response.json()
+        return [canonical(t) for t in body["data"]], body["pagination"]["total"]
+
+    for offset in (0, limit, 2 * limit):
+        served, total = page(offset)
+        assert total == len(window)
+        assert served == window[offset : offset + limit], f"page at offset {offset} differs"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")

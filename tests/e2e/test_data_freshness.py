@@ -1,0 +1,117 @@
+"""How fresh the API's data is, and how much the pipeline carries, measured on the real stack.
+
+Freshness of a trade = from the moment the feed sent it to the moment the API first served
+it. The feed runs at a controlled rate while a PipelineWatch times every trade at each hop;
+the performance monitor turns that into percentiles, a JSON file, a plot and a summary table.
+Every run is also held to exactness: a fast pipeline that loses trades is not green.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+import pytest
+
+from k2.feed import open_feed
+from k2.feed.generator import generate_frames
+from k2.model.names import ICEBERG_TABLE
+from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
+from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.hops import Endpoints, api_records, expect_arrival, unique_symbols
+from tests.e2e.utils.performance_monitor import PerformanceMonitor, RunResult
+from tests.e2e.utils.pipeline_watch import PipelineWatch
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SYMBOLS_PER_RUN = 4
+DRAIN_DEADLINE_S = 90.0
+RATE_TOLERANCE = 0.95
+"""A paced run must reach 95% of its rate, or it did not test that rate."""
+
+
+def _measured_run(
+    name: str,
+    rate: float | None,
+    count: int,
+    seed: int,
+    endpoints: Endpoints,
+    api: httpx.Client,
+    manager: E2EDockerManager,
+    monitor: PerformanceMonitor,
+) -> RunResult:
+    """Feed `count` trades at `rate` (None: flat out), time every hop, check exactness."""
+    symbols = unique_symbols(SYMBOLS_PER_RUN)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    catalog = endpoints.catalog()
+    with PipelineWatch(api, symbols, lambda: catalog.load_table(ICEBERG_TABLE)) as watch:
+        feed.send_frames(generate_frames(symbols, seed=seed), count=count, rate=rate)
+        produced = [from_trade(trade) for trade in feed.ledger.trades()]
+        expected = Counter(record["symbol"] for record in produced)
+        expect_arrival(
+            lambda: watch.wait_until_visible(expected, DRAIN_DEADLINE_S, manager.raise_if_broken),
+            endpoints,
+            api,
+            produced,
+            symbols,
+        )
+    watch.raise_if_failed()
+    assert_hops(compare("api", produced, api_records(api, symbols)))
+    result = monitor.add(RunResult.from_watch(name, rate, feed.ledger.entries, watch))
+    if rate is not None:
+        assert (result.produced_rate or 0) >= RATE_TOLERANCE * rate, (
+            f"{name}: the feed sent only {result.produced_rate} msg/s of {rate}: "
+            "the machine is too busy for this run to mean anything"
+        )
+    return result
+
+
+def test_freshness_at_1000_msgs_for_30s_is_within_the_slo(
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    performance_monitor: PerformanceMonitor,
+) -> None:
+    rate, seconds = 1000, 30
+    result = _measured_run(
+        f"freshness {rate}/s x {seconds}s",
+        rate,
+        rate * seconds,
+        61,
+        endpoints,
+        api,
+        docker_manager,
+        performance_monitor,
+    )
+    slo = performance_monitor.slo_s
+    assert result.freshness.p99 <= slo, (
+        f"freshness p99 {result.freshness.p99:.2f} s exceeds the SLO of {slo:g} s "
+        f"(p50 {result.freshness.p50:.2f}, p95 {result.freshness.p95:.2f}); per hop p99: "
+        + ", ".join(f"{hop} {p.p99:.2f} s" for hop, p in result.hops.items())
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "count"),
+    [(10, 50), (100, 500), (1000, 5000), (None, 20_000)],
+    ids=["10/s", "100/s", "1000/s", "max"],
+)
+def test_rate_ramp_delivers_every_trade_and_records_throughput(
+    rate: int | None,
+    count: int,
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    performance_monitor: PerformanceMonitor,
+) -> None:
+    """Five seconds per paced step; the last step sends as fast as the feed can."""
+    _measured_run(
+        f"ramp {rate}/s" if rate else "ramp max",
+        rate,
+        count,
+        71 + count,
+        endpoints,
+        api,
+        docker_manager,
+        performance_monitor,
+    )
