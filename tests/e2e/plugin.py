@@ -7,6 +7,7 @@ pytest is given. The fixtures themselves are in `tests/e2e/conftest.py`.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import pytest
 from tests.e2e.utils import diagnostics
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.options import E2EOptions, add_options
-from tests.e2e.utils.performance_monitor import PerformanceMonitor
+from tests.e2e.utils.performance_monitor import JSON_NAME, PLOT_NAME, PerformanceMonitor
 from tests.e2e.utils.redact import Redactor
 from tests.e2e.utils.report import ServiceRow, format_table, rows_for
 from tests.e2e.utils.run_identity import RunIdentity
@@ -113,10 +114,40 @@ def pytest_configure(config: pytest.Config) -> None:
         options, identity, workerinput.get("workerid"), PerformanceMonitor(options.freshness_slo_s)
     )
     config.stash[SESSION] = session
+    if session.worker is None and selects_e2e(config.option.markexpr or ""):
+        _clear_previous_reports(options.artifacts)
     if session.worker is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     if session.worker is None and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(session), "k2-e2e-xdist")
+
+
+def selects_e2e(markexpr: str) -> bool:
+    """Whether `-m markexpr` selects a test marked e2e (only then is a run an E2E run).
+
+    Uses pytest's own expression parser (private, pinned pytest; unit-tested) so that
+    'not e2e' and 'e2e and not slow' mean what pytest makes of them.
+    """
+    if not markexpr:
+        return False
+    from _pytest.mark.expression import Expression
+
+    def is_e2e(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == "e2e"
+
+    return Expression.compile(markexpr).evaluate(is_e2e)
+
+
+def _clear_previous_reports(artifacts: Path) -> None:
+    """Remove what an earlier run wrote, so the artifacts describe this run only.
+
+    Only the layer's own names: the directory may be shared with other tools.
+    """
+    shutil.rmtree(artifacts / "failures", ignore_errors=True)
+    for name in (JSON_NAME, PLOT_NAME):
+        (artifacts / name).unlink(missing_ok=True)
+    for summary in artifacts.glob("stack-summary-*.json"):
+        summary.unlink(missing_ok=True)
 
 
 def _uses_stack(item: pytest.Item) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.plugin import selects_e2e
 from tests.e2e.utils.compose_project import engine_host, labels_overlay
 from tests.e2e.utils.diagnostics import bundle_dir
 from tests.e2e.utils.options import E2EOptions
@@ -69,6 +70,20 @@ def test_freshness_slo_defaults_to_5s_and_reads_flag_env_ini() -> None:
 def test_artifacts_relative_to_root_unless_absolute() -> None:
     assert _resolve({"artifacts": "out"}).artifacts == ROOT / "out"
     assert _resolve({}, {}, {"K2_E2E_ARTIFACTS": "/abs/a"}).artifacts == Path("/abs/a")
+
+
+@pytest.mark.parametrize(
+    ("markexpr", "selected"),
+    [
+        ("e2e", True),
+        ("e2e and not slow", True),
+        ("not slow and not chaos and not soak and not operational and not e2e", False),
+        ("", False),
+        ("slow", False),
+    ],
+)
+def test_only_an_e2e_selection_clears_the_previous_reports(markexpr: str, selected: bool) -> None:
+    assert selects_e2e(markexpr) is selected
 
 
 def test_reuse_implies_keep() -> None:
