@@ -246,7 +246,8 @@ def test_failing_test_carries_service_logs_in_report_and_artifacts(
     root = pytestconfig.rootpath
     code, output = _nested_pytest(
         root,
-        {"PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts)},
+        # Minimal even inside the gate (which runs full): the bundle is the point here.
+        {"PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts), "K2_E2E_PROFILE": "minimal"},
         "-p",
         "tests.e2e.plugin",
         "-c",
