@@ -97,19 +97,19 @@ def cold_build() -> dict[str, Any]:
     return {"seconds": seconds, "host_caches_before": caches}
 
 
-def _project_args(project: str, env_file: Path) -> list[str]:
+def _project_args(project: str, env_file: Path, profile: str) -> list[str]:
     args = ["docker", "compose", "--env-file", str(env_file)]
     for name in COMPOSE_FILES:
         args += ["-f", str(ROOT / name)]
-    return [*args, "-p", project, "--profile", "minimal"]
+    return [*args, "-p", project, "--profile", profile]
 
 
-def plain_up(env_dir: Path) -> dict[str, Any]:
-    """Plain `up --wait` of the minimal profile on a fresh project, then `down -v`."""
+def plain_up(env_dir: Path, profile: str = "minimal") -> dict[str, Any]:
+    """Plain `up --wait` of `profile` on a fresh project, then `down -v`."""
     project = f"k2bench-{uuid.uuid4().hex[:8]}"
     env_file = env_dir / f"{project}.env"
     env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
-    args = _project_args(project, env_file)
+    args = _project_args(project, env_file, profile)
     try:
         up = _timed([*args, "up", "--wait", "--quiet-pull"])
     finally:
@@ -117,11 +117,12 @@ def plain_up(env_dir: Path) -> dict[str, Any]:
     return {"up_wait_s": up, "down_v_s": down, "left_behind": leftovers(DockerClient(), project)}
 
 
-def layer_first_test(env_dir: Path, *extra: str) -> dict[str, Any]:
+def layer_first_test(env_dir: Path, *extra: str, profile: str = "minimal") -> dict[str, Any]:
     """Launch pytest on one stack test; seconds until its body starts, and the whole run."""
     mark = env_dir / f"first-{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if key != "CI"}
     env["K2_BENCH_FIRST_TEST_FILE"] = str(mark)
+    env["K2_E2E_PROFILE"] = profile
     started = time.time()
     proc = subprocess.run(
         [
@@ -157,14 +158,17 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
-def startup(repeats: int, env_dir: Path) -> dict[str, Any]:
+def startup(repeats: int, env_dir: Path, profile: str = "minimal") -> dict[str, Any]:
     """Plain `up --wait` and the layer, alternated so drift in machine load hits both."""
     plain: list[dict[str, Any]] = []
     layer: list[dict[str, Any]] = []
     for i in range(repeats):
-        order = (plain_up, layer_first_test) if i % 2 == 0 else (layer_first_test, plain_up)
-        for step in order:
-            (plain if step is plain_up else layer).append(step(env_dir))
+        if i % 2 == 0:
+            plain.append(plain_up(env_dir, profile))
+            layer.append(layer_first_test(env_dir, profile=profile))
+        else:
+            layer.append(layer_first_test(env_dir, profile=profile))
+            plain.append(plain_up(env_dir, profile))
     ratio = _median(layer, "time_to_first_test_s") / _median(plain, "up_wait_s")
     # Each pair ran back to back, so its difference is the layer's cost under similar load.
     overheads = [
@@ -172,6 +176,7 @@ def startup(repeats: int, env_dir: Path) -> dict[str, Any]:
         for lay, pla in zip(layer, plain, strict=True)
     ]
     return {
+        "profile": profile,
         "pairwise_overhead_s": overheads,
         "median_pairwise_overhead_s": statistics.median(overheads),
         "plain_up_wait": {"runs": plain, "median_s": _median(plain, "up_wait_s")},
