@@ -21,10 +21,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from k2.feed.ledger import LedgerEntry
-from tests.e2e.utils.pipeline_watch import CommitSeen, PipelineWatch, Visibility
+if TYPE_CHECKING:  # the pytest plugin imports this module at start-up: keep it stdlib-only
+    from k2.feed.ledger import LedgerEntry
+    from tests.e2e.utils.pipeline_watch import CommitSeen, PipelineWatch, Visibility
 
 HOPS: Final = ("ack", "commit", "visible")
 """sent -> Kafka ack; ack -> Iceberg commit holding it; commit -> first served by the API."""
