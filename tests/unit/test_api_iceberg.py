@@ -26,7 +26,8 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 
-from k2.api import compute
+from k2.api import compute, iceberg_repository
+from k2.api import replica as replica_module
 from k2.api.app import create_app
 from k2.api.catalog import (
     CONNECT_TIMEOUT_S,
@@ -42,6 +43,7 @@ from k2.api.query import PageRequest, TradeFilter
 from k2.api.replica import TradeReplica
 from k2.api.repository import RepositoryUnavailableError
 from k2.api.settings import Settings
+from k2.api.symbol_index import SymbolIndex, symbol_page
 from k2.model.trade import Trade
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -267,6 +269,67 @@ def test_replica_encodes_short_strings_as_dictionaries() -> None:
     assert view is not None
     assert pa.types.is_dictionary(view.rows.schema.field("symbol").type)
     assert view.rows.column_names == list(compute.TRADE_COLUMNS)
+
+
+def test_replica_index_grows_with_each_append_and_answers_as_the_rows_do() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(n, ("BTCUSDT", "ETHUSDT")[n % 2]) for n in range(6)])
+    replica = TradeReplica()
+    first = replica.view(as_table(table))
+    assert first is not None
+    table.commit(Operation.APPEND, [make_trade(n, "ETHUSDT") for n in range(10, 13)])
+    table.commit(Operation.APPEND, [make_trade(20, "SOLUSDT")])
+    second = replica.view(as_table(table))
+    assert second is not None
+    assert second.index.num_rows == second.rows.num_rows == 10
+    # The old batches and their grouping are reused as they are; only the new rows were read.
+    assert second.index.batches[: len(first.index.batches)] == first.index.batches
+    assert all(a is b for a, b in zip(second.index.rows_of, first.index.rows_of, strict=False))
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"):
+        where = TradeFilter(symbol=symbol)
+        page, total = symbol_page(second.index, PageRequest(3, 1), where)
+        expected, expected_total = compute.newest_first_page(second.rows, PageRequest(3, 1), where)
+        assert (page.to_pylist(), total) == (expected.to_pylist(), expected_total)
+
+
+def test_replica_regroups_its_index_when_it_combines_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replica_module, "_MAX_CHUNKS", 2)
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    replica = TradeReplica()
+    replica.view(as_table(table))
+    for n in range(2, 5):
+        table.commit(Operation.APPEND, [make_trade(n), make_trade(n + 10, "ETHUSDT")])
+        view = replica.view(as_table(table))
+        assert view is not None
+        assert view.index.num_rows == view.rows.num_rows
+    view = replica.view(as_table(table))
+    assert view is not None
+    assert view.rows.column(0).num_chunks <= 2
+    page, total = symbol_page(view.index, PageRequest(10, 0), TradeFilter(symbol="ETHUSDT"))
+    assert total == 3
+    assert page.column("trade_id").to_pylist() == ["BINANCE-14", "BINANCE-13", "BINANCE-12"]
+
+
+def test_repository_answers_symbol_queries_from_the_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(n, ("BTCUSDT", "ETHUSDT")[n % 2]) for n in range(9)])
+    repo = repository(table)
+    calls: list[TradeFilter] = []
+
+    def counted(index: SymbolIndex, page: PageRequest, where: TradeFilter) -> tuple[pa.Table, int]:
+        calls.append(where)
+        return symbol_page(index, page, where)
+
+    monkeypatch.setattr(iceberg_repository, "symbol_page", counted)
+    page = anyio.run(repo.trades, TradeFilter(symbol="ETHUSDT"), PageRequest(2, 1))
+    assert (page.total, page.rows.column("trade_id").to_pylist()) == (4, ["BINANCE-5", "BINANCE-3"])
+    anyio.run(repo.trades, TradeFilter(exchange="BINANCE"), PageRequest(2, 0))
+    assert calls == [TradeFilter(symbol="ETHUSDT")]  # no symbol: the plain path
 
 
 # -- repository ---------------------------------------------------------------------------

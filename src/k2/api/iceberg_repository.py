@@ -4,7 +4,8 @@ Every call loads the table metadata from the catalog first, so a commit is visib
 next request; no metadata file is ever guessed. Rows then come from the in-memory replica
 (see `replica`) when it is on, else from a pyiceberg scan with the filters pushed down
 (partition pruning on bucket(symbol) and day(timestamp), then min/max metrics) and only the
-needed columns projected. Either way the Arrow work is `compute`'s.
+needed columns projected. Either way the Arrow work is `compute`'s; a symbol's trades come
+from the replica's symbol index, so they cost what that symbol holds, not the whole table.
 
 A background follower (`follow`) loads the metadata about once a second and brings the
 replica along, so requests rarely find more than one new commit to read.
@@ -42,6 +43,7 @@ from k2.api.repository import (
     TableStats,
     TradePage,
 )
+from k2.api.symbol_index import SymbolIndex, symbol_page
 from k2.model.names import ICEBERG_TABLE
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,14 @@ _UNAVAILABLE: Final = (RESTError, requests.RequestException, OSError)
 
 @dataclass(frozen=True, slots=True)
 class _Source:
-    """Rows to answer from, and the part of the filter they do not reflect yet."""
+    """Rows to answer from, the part of the filter they do not reflect yet, and their index.
+
+    `index` is the replica's (None for scanned rows).
+    """
 
     rows: pa.Table
     still_to_apply: TradeFilter
+    index: SymbolIndex | None = None
 
 
 class IcebergTradeRepository:
@@ -126,7 +132,7 @@ class IcebergTradeRepository:
         try:
             view = self._replica.view(table)
             if view is not None:
-                return _Source(view.rows, where)
+                return _Source(view.rows, where, view.index)
             scan = table.scan(row_filter=iceberg_row_filter(where), selected_fields=tuple(columns))
             return _Source(scan.to_arrow().select(list(columns)), TradeFilter())
         except _UNAVAILABLE as exc:
@@ -151,7 +157,10 @@ class IcebergTradeRepository:
         loaded = time.perf_counter()
         source = self._source(table, where, compute.TRADE_COLUMNS)
         refreshed = time.perf_counter()
-        rows, total = compute.newest_first_page(source.rows, page, source.still_to_apply)
+        if source.index is not None and source.still_to_apply.symbol is not None:
+            rows, total = symbol_page(source.index, page, source.still_to_apply)
+        else:
+            rows, total = compute.newest_first_page(source.rows, page, source.still_to_apply)
         done = time.perf_counter()
         timings = {
             "catalog": (loaded - began) * 1000,

@@ -11,8 +11,10 @@ nothing here; any other operation (overwrite, delete), a lineage the copy cannot
 (rollback, expired snapshots, a re-created table) or a schema change reloads in full.
 
 The copy holds the TradeV2 columns only, with the repetitive short strings dictionary-encoded
-(about 3x less memory for them). Past `max_rows` it is dropped and the repository falls back
-to pushdown scans, so memory stays bounded whatever the table grows to.
+(about 3x less memory for them), and a `SymbolIndex` kept up to date with it the same way
+(only new rows are grouped), so a symbol query reads that symbol's rows only. Past `max_rows`
+both are dropped and the repository falls back to pushdown scans, so memory stays bounded
+whatever the table grows to.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot
 
 from k2.api.compute import TRADE_COLUMNS
+from k2.api.symbol_index import SymbolIndex
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,13 @@ _MAX_CHUNKS: Final = 64
 
 @dataclass(frozen=True, slots=True)
 class ReplicaView:
-    """The table's TradeV2 rows as of one snapshot (rows are immutable: share freely)."""
+    """The table's TradeV2 rows as of one snapshot and their index (immutable: share freely)."""
 
     table_uuid: str
     snapshot_id: int | None
     sequence_number: int
     rows: pa.Table
+    index: SymbolIndex
 
 
 def _compact(rows: pa.Table) -> pa.Table:
@@ -140,24 +144,31 @@ class TradeReplica:
     ) -> ReplicaView | None:
         table_uuid = str(table.metadata.table_uuid)
         snapshot_id = snapshot.snapshot_id if snapshot is not None else None
-        rows = None
+        grown = None
         if current is not None and current.snapshot_id is not None and snapshot is not None:
-            rows = self._incremental(table, current, snapshot)
-        if rows is None:
+            grown = self._incremental(table, current, snapshot)
+        index: SymbolIndex | None = None
+        if grown is None:
             if _total_records(snapshot) > self._max_rows:
                 self._turn_off(_total_records(snapshot))
                 return None
             rows = self._full(table)
+        else:
+            rows, index = grown
         if rows.num_rows > self._max_rows:
             self._turn_off(rows.num_rows)
             return None
         if rows.column(0).num_chunks > _MAX_CHUNKS:
             rows = rows.combine_chunks()
+            index = None  # one batch now: grouping it afresh is cheaper than merging
+        if index is None:
+            index = SymbolIndex.of(rows)
         return ReplicaView(
             table_uuid=table_uuid,
             snapshot_id=snapshot_id,
             sequence_number=(snapshot.sequence_number or 0) if snapshot is not None else 0,
             rows=rows,
+            index=index,
         )
 
     def _turn_off(self, rows: int) -> None:
@@ -167,7 +178,8 @@ class TradeReplica:
 
     def _incremental(
         self, table: Table, current: ReplicaView, snapshot: Snapshot
-    ) -> pa.Table | None:
+    ) -> tuple[pa.Table, SymbolIndex] | None:
+        """The rows and index grown by what the appends since `current` added; None: reload."""
         assert current.snapshot_id is not None
         chain = _appended_since(table, current.snapshot_id, snapshot)
         if chain is None:
@@ -186,7 +198,7 @@ class TradeReplica:
             )
             return None
         if Operation.APPEND not in operations:
-            return current.rows
+            return current.rows, current.index
         added = (
             table.incremental_append_scan(
                 from_snapshot_id_exclusive=current.snapshot_id,
@@ -198,12 +210,13 @@ class TradeReplica:
         )
         self.incremental_loads += 1
         if added.num_rows == 0:
-            return current.rows
+            return current.rows, current.index
         try:
-            return pa.concat_tables([current.rows, _compact(added)], promote_options="permissive")
+            rows = pa.concat_tables([current.rows, _compact(added)], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             log.info("new rows do not fit the replica (%s): full reload", exc)
             return None
+        return rows, current.index.appended(rows)
 
     def _full(self, table: Table) -> pa.Table:
         self.full_loads += 1
