@@ -64,6 +64,30 @@ class InlineExecutor(Executor):
         return future
 
 
+class _HeldFuture(Future[_T]):
+    def result(self, timeout: float | None = None) -> _T:
+        if not self.done():
+            raise AssertionError("the writer blocked on a commit that is still in flight")
+        return super().result(timeout)
+
+
+class HeldExecutor(Executor):
+    """Runs a commit only when the test says so: a commit that is still in flight."""
+
+    def __init__(self) -> None:
+        self.held: list[Callable[[], None]] = []
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = _HeldFuture()
+        self.held.append(lambda: future.set_result(fn(*args, **kwargs)))
+        return future
+
+    def release(self) -> None:
+        for run in self.held:
+            run()
+        self.held.clear()
+
+
 @dataclasses.dataclass
 class Message:
     _partition: int
@@ -707,3 +731,26 @@ def test_health_follows_the_writer(h: Harness) -> None:
     assert document["healthy"] is True
     assert (document["consumed"], document["written"], document["commits"]) == (4, 4, 1)
     assert document["lag"] == {"0": 0}
+
+
+def test_a_due_batch_keeps_filling_while_the_previous_commit_runs(tmp_path: Path) -> None:
+    held = HeldExecutor()
+    h = Harness(tmp_path, max_records=10, executor=held)
+    sent = trades(14)
+    h.send_trades(sent[:9])
+    h.steps(1)
+    h.clock.now += 1.5
+    h.steps(1)  # due, nothing in flight: its commit starts (and is held)
+    assert len(held.held) == 1
+    h.send_trades(sent[9:12])
+    h.steps(1)
+    h.clock.now += 1.5
+    h.steps(1)  # due, but the first commit still runs: it stays open, nothing blocks
+    h.send_trades(sent[12:])
+    h.steps(1)
+    assert len(held.held) == 1
+    held.release()
+    h.steps(1)  # the first commit is reaped, the grown batch goes at once
+    assert "iceberg commit 9" in h.events
+    held.release()
+    assert "iceberg commit 5" in h.events

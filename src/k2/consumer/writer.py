@@ -3,7 +3,8 @@
 Per batch, in this order: every record is decoded and validated (bad ones go to the dead-letter
 topic), the batch closes on size or age, the dead letters are flushed, the rows and the offsets
 go to Iceberg in one commit (on a worker thread, so the next batch is consumed meanwhile; at
-most one commit is in flight), and only then are the offsets committed to Kafka, synchronously.
+most one commit is in flight; a batch due meanwhile keeps filling until it can go), and only
+then are the offsets committed to Kafka, synchronously.
 
 Anything that goes wrong before a batch's Iceberg commit abandons it: the consumer seeks back to
 the batch's first offsets and reads it again. On a partition assignment the start offsets come
@@ -39,6 +40,8 @@ DEFAULT_CONSUME_MAX: Final = 5_000
 LAG_INTERVAL_S: Final = 5.0
 MAX_BACKOFF_S: Final = 5.0
 _LOG_EVERY_S: Final = 10.0
+_HELD_POLL_S: Final = 0.02
+"""Poll timeout while a due batch waits for the running commit (its end is noticed this fast)."""
 
 
 class KafkaMessage(Protocol):
@@ -244,18 +247,27 @@ class IcebergWriter:
     # -- the loop --------------------------------------------------------------------------
 
     def step(self) -> None:
-        """One poll: consume, decode, batch; reap a finished commit; close a due batch."""
+        """One poll: consume, decode, batch; reap a finished commit; close a due batch.
+
+        A batch due by age while the previous commit still runs stays open and keeps
+        filling (up to max_records) instead of blocking the loop: under a backlog batches
+        grow and the per-commit cost is spread over more rows, and the trades that arrive
+        meanwhile ride the next commit instead of waiting in Kafka. Only a full batch waits.
+        """
         timeout = self._poll_timeout_s
         left = self._policy.time_left(self._batch, self._clock())
         if left is not None:
-            timeout = min(timeout, left)
+            # Overdue and held open by a running commit: poll briefly, never spin.
+            timeout = min(timeout, left if left > 0 else _HELD_POLL_S)
         room = max(1, min(self._consume_max, self._policy.room(self._batch)))
         messages = self._consumer.consume(num_messages=room, timeout=timeout)
         self._health.polled()
         if messages:
             self._handle(messages)
         self._reap(block=False)
-        if self._policy.should_close(self._batch, self._clock()):
+        if self._policy.should_close(self._batch, self._clock()) and (
+            self._in_flight is None or self._policy.room(self._batch) == 0
+        ):
             self._close_batch()
         if self._clock() >= self._next_lag:
             self._update_lag()
