@@ -242,4 +242,5 @@ def expect_arrival(
         if text is None:
             raise  # every hop is exact by now: the wait was only slow; say that as it is
         reason, _, details = str(exc).partition("\n")
-        raise PipelineMismatch(f"{reason}\n{text}\n{details}".rstrip()) from exc
+        # The message carries the wait's reason and details: chaining would print them twice.
+        raise PipelineMismatch(f"{reason}\n{text}\n{details}".rstrip()) from None
