@@ -13,14 +13,7 @@ from k2.api.health import HealthProbe
 from k2.api.memory import InMemoryTradeRepository
 from k2.api.models import HealthResponse
 from k2.api.repository import Readiness
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.clocks import ManualClock
 
 
 class SlowRepository(InMemoryTradeRepository):
@@ -39,7 +32,7 @@ class SlowRepository(InMemoryTradeRepository):
 
 def test_success_is_reused_for_ttl_then_probed_again() -> None:
     repo = InMemoryTradeRepository()
-    clock = Clock()
+    clock = ManualClock()
     probe = HealthProbe(repo, ttl=1.0, clock=clock)
 
     async def scenario() -> None:
@@ -57,7 +50,7 @@ def test_success_is_reused_for_ttl_then_probed_again() -> None:
 def test_failure_is_never_reused() -> None:
     repo = InMemoryTradeRepository()
     repo.fail_with = "catalog unreachable: refused"
-    clock = Clock()
+    clock = ManualClock()
     probe = HealthProbe(repo, clock=clock)
 
     async def scenario() -> None:
@@ -74,7 +67,7 @@ def test_failure_is_never_reused() -> None:
 
 def test_a_cached_success_still_turns_into_failure_after_ttl() -> None:
     repo = InMemoryTradeRepository()
-    clock = Clock()
+    clock = ManualClock()
     probe = HealthProbe(repo, ttl=1.0, clock=clock)
 
     async def scenario() -> None:

@@ -12,23 +12,16 @@ import pytest
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
 from k2.consumer.probe import main as probe_main
 from k2.consumer.probe import probe
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.clocks import ManualClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 @pytest.fixture
-def state(clock: Clock) -> HealthState:
+def state(clock: ManualClock) -> HealthState:
     return HealthState(HealthLimits(max_poll_age_s=10.0, max_uncommitted_s=30.0), clock=clock)
 
 
@@ -58,14 +51,14 @@ def test_no_partitions_after_an_assignment_is_unhealthy(state: HealthState) -> N
     assert state.reasons() == ["no partitions assigned"]
 
 
-def test_a_stale_poll_is_unhealthy(state: HealthState, clock: Clock) -> None:
+def test_a_stale_poll_is_unhealthy(state: HealthState, clock: ManualClock) -> None:
     _healthy(state)
     clock.now += 10.5
 
     assert state.reasons() == ["last Kafka poll 10.5 s ago (limit 10 s)"]
 
 
-def test_a_batch_stuck_uncommitted_is_unhealthy(state: HealthState, clock: Clock) -> None:
+def test_a_batch_stuck_uncommitted_is_unhealthy(state: HealthState, clock: ManualClock) -> None:
     _healthy(state).uncommitted_since(clock.now)
     clock.now += 29.0
     state.polled()
@@ -79,7 +72,9 @@ def test_a_batch_stuck_uncommitted_is_unhealthy(state: HealthState, clock: Clock
     assert state.reasons() == []
 
 
-def test_a_failing_registry_is_unhealthy_until_it_answers(state: HealthState, clock: Clock) -> None:
+def test_a_failing_registry_is_unhealthy_until_it_answers(
+    state: HealthState, clock: ManualClock
+) -> None:
     _healthy(state).registry_failed("connection refused")
     clock.now += 3.0
     state.polled()
@@ -96,7 +91,7 @@ def test_shutting_down_is_unhealthy(state: HealthState) -> None:
     assert state.reasons() == ["shutting down"]
 
 
-def test_document_has_counters_lag_and_ages(state: HealthState, clock: Clock) -> None:
+def test_document_has_counters_lag_and_ages(state: HealthState, clock: ManualClock) -> None:
     _healthy(state)
     state.count("consumed", 10)
     state.count("dead_lettered", 2)

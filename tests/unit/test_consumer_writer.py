@@ -35,6 +35,7 @@ from k2.iceberg.table import ensure_table
 from k2.model.names import CONSUMER_GROUP, ICEBERG_TABLE, TOPIC
 from k2.model.schema import trade_v2_schema_str
 from k2.model.trade import Trade
+from tests.unit.clocks import ManualClock
 from tests.unit.test_consumer_sink import MemoryCatalog, table_rows, trades
 
 SCHEMA_ID = 7
@@ -42,14 +43,6 @@ WALL = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class InlineExecutor(Executor):
@@ -125,7 +118,9 @@ class Crash(Exception):
 class FakeKafka:
     """Topic logs plus one consumer's group state: positions, committed offsets, rebalances."""
 
-    def __init__(self, clock: Clock, events: list[str], partitions: tuple[int, ...] = (0,)) -> None:
+    def __init__(
+        self, clock: ManualClock, events: list[str], partitions: tuple[int, ...] = (0,)
+    ) -> None:
         self.clock = clock
         self.events = events
         self.logs: dict[int, list[Message]] = {p: [] for p in partitions}
@@ -314,7 +309,7 @@ class Harness:
         executor: Executor | None = None,
     ) -> None:
         self.executor = executor or InlineExecutor()
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.events: list[str] = []
         self.kafka = FakeKafka(self.clock, self.events, partitions)
         self.registry = FakeRegistry()

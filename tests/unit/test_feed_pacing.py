@@ -5,24 +5,10 @@ from __future__ import annotations
 import pytest
 
 from k2.feed.pacing import Pacer
+from tests.unit.clocks import ManualClock
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told to, or when slept on."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def send_times(pacer: Pacer, clock: FakeClock, count: int) -> list[float]:
+def send_times(pacer: Pacer, clock: ManualClock, count: int) -> list[float]:
     times = []
     for _ in range(count):
         pacer.wait()
@@ -31,13 +17,13 @@ def send_times(pacer: Pacer, clock: FakeClock, count: int) -> list[float]:
 
 
 def test_messages_go_out_on_schedule() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(10, clock=clock, sleep=clock.sleep)
     assert send_times(pacer, clock, 5) == [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
 def test_after_a_stall_it_catches_up_then_keeps_the_original_schedule() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(10, clock=clock, sleep=clock.sleep)
     assert send_times(pacer, clock, 2) == [0.0, 0.1]
     clock.now += 0.35  # a stall: messages 2, 3 and 4 (due .2, .3, .4) are late
@@ -48,7 +34,7 @@ def test_after_a_stall_it_catches_up_then_keeps_the_original_schedule() -> None:
 
 
 def test_slow_work_between_messages_does_not_accumulate_drift() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     pacer = Pacer(100, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(1000):
@@ -59,7 +45,7 @@ def test_slow_work_between_messages_does_not_accumulate_drift() -> None:
 
 
 def test_a_sleep_that_returns_early_is_repeated_until_due() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
 
     def half_sleep(seconds: float) -> None:  # like poll() returning after a delivery report
         clock.sleep(seconds / 2 if seconds > 1e-6 else seconds)

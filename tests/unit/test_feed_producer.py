@@ -28,18 +28,16 @@ from k2.model.names import TOPIC
 from k2.model.trade import Trade
 from k2.model.validation import validate
 from k2.model.wire import split_wire
+from tests.unit.clocks import ManualClock
 
 WALL_START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-class FakeClock:
+class FakeClock(ManualClock):
     """Monotonic and wall clock in one, moving only when the test or a poll moves it."""
 
     def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+        super().__init__(500.0)
 
     def wall(self) -> datetime:
         return WALL_START + timedelta(seconds=self.now - 500.0)
