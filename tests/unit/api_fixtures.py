@@ -7,38 +7,19 @@ app, data and key.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import FastAPI
 
 from k2.api.app import create_app
 from k2.api.memory import InMemoryTradeRepository
 from k2.model.trade import Trade
+from tests.unit.trades import T0, make_trade
+
+__all__ = ["AUTH", "DAY2", "KEY", "T0", "make_trade", "sample_app", "sample_trades"]
 
 KEY = "unit-test-key"
 AUTH = {"X-API-Key": KEY}
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
-
-
-def make_trade(n: int, **changes: Any) -> Trade:
-    """Trade number `n` of BTCUSDT at T0 + n seconds, with `changes` applied."""
-    fields: dict[str, Any] = {
-        "trade_id": f"BINANCE-{n}",
-        "symbol": "BTCUSDT",
-        "exchange": "BINANCE",
-        "asset_class": "crypto",
-        "timestamp": T0 + timedelta(seconds=n),
-        "price": "43251.12345678",
-        "quantity": "0.00100000",
-        "currency": "USDT",
-        "side": "BUY",
-        "ingestion_timestamp": T0 + timedelta(seconds=n, milliseconds=5),
-        "source_sequence": n,
-        "vendor_data": {"t": str(n), "m": "false"},
-    }
-    fields.update(changes)
-    return Trade.new(**fields)
 
 
 def sample_trades() -> list[Trade]:

@@ -28,22 +28,18 @@ from k2.api.query import PageRequest, TradeFilter
 from k2.api.serialize import format_instant, format_price, trade_records
 from k2.iceberg.table import SYMBOL_BUCKETS, TRADES_PARTITION_SPEC, TRADES_SCHEMA
 from k2.model.trade import Trade
+from tests.unit import trades
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_trade(n: int, symbol: str = "BTCUSDT", seconds: int | None = None, **kw: str) -> Trade:
-    return Trade.new(
-        trade_id=f"BINANCE-{n}",
+    return trades.make_trade(
+        n,
         symbol=symbol,
-        exchange="BINANCE",
-        asset_class="crypto",
         timestamp=T0 + timedelta(seconds=n if seconds is None else seconds),
         price=kw.get("price", "1"),
         quantity=kw.get("quantity", "1"),
-        currency="USDT",
-        side="BUY",
-        ingestion_timestamp=T0,
     )
 
 

@@ -45,24 +45,14 @@ from k2.api.repository import RepositoryUnavailableError
 from k2.api.settings import Settings
 from k2.api.symbol_index import SymbolIndex, symbol_page
 from k2.model.trade import Trade
+from tests.unit import trades
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ALWAYS = AlwaysTrue()
 
 
 def make_trade(n: int, symbol: str = "BTCUSDT") -> Trade:
-    return Trade.new(
-        trade_id=f"BINANCE-{n}",
-        symbol=symbol,
-        exchange="BINANCE",
-        asset_class="crypto",
-        timestamp=T0 + timedelta(seconds=n),
-        price="100.5",
-        quantity="1",
-        currency="USDT",
-        side="SELL",
-        ingestion_timestamp=T0,
-    )
+    return trades.make_trade(n, symbol=symbol, timestamp=T0 + timedelta(seconds=n))
 
 
 @dataclass

@@ -15,21 +15,17 @@ from tests.e2e.utils.data_validator import (
     compare,
     from_trade,
 )
+from tests.unit.trades import make_trade
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def _trade(n: int, price: str = "43000.12345678") -> Trade:
-    return Trade.new(
-        trade_id=f"BINANCE-{n}",
-        symbol="BTCUSDT",
-        exchange="BINANCE",
-        asset_class="crypto",
-        timestamp=WHEN,
+    return make_trade(
+        n,
         price=price,
         quantity="0.00000001",
-        currency="USDT",
-        side="BUY",
+        timestamp=WHEN,
         ingestion_timestamp=WHEN,
         vendor_data={"m": "false"},
     )
