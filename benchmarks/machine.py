@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-def _first_line(args: list[str]) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
-    return proc.stdout.strip().splitlines()[0] if proc.returncode == 0 and proc.stdout else ""
+from k2.stack.engine import compose_version, engine_version
 
 
 def _cpu_model() -> str:
@@ -42,7 +38,7 @@ def describe() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "docker_engine": _first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
-        "compose": _first_line(["docker", "compose", "version", "--short"]),
+        "docker_engine": engine_version() or "",
+        "compose": compose_version() or "",
         "load_average_at_start": os.getloadavg(),
     }

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from tests.e2e.utils.compose_project import ComposeProject
 from tests.e2e.utils.hops import Endpoints, unique_symbols
+from tests.e2e.utils.performance_monitor import Percentiles
 
 from benchmarks.machine import describe
 from k2.feed import open_feed
@@ -32,11 +33,6 @@ from k2.feed.generator import generate_frames
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline.json"
 GOALS = {"throughput_msg_per_s": 20_000, "api_limit_1000_p95_ms": 100}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _written(client: httpx.Client) -> int:
@@ -99,12 +95,13 @@ def api_latency(
                 raise SystemExit(f"{symbol}: expected a full page of 1000 trades")
             if i >= 20:
                 timings.append(elapsed)
+    spread = Percentiles.of(timings)
     return {
         "requests": requests,
-        "p50_ms": round(statistics.median(timings), 1),
-        "p95_ms": round(_percentile(timings, 95), 1),
-        "p99_ms": round(_percentile(timings, 99), 1),
-        "max_ms": round(max(timings), 1),
+        "p50_ms": round(spread.p50, 1),
+        "p95_ms": round(spread.p95, 1),
+        "p99_ms": round(spread.p99, 1),
+        "max_ms": round(spread.max, 1),
     }
 
 

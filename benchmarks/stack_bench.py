@@ -29,7 +29,8 @@ from typing import Any
 
 from python_on_whales import DockerClient
 from tests.e2e.utils.compose_project import COMPOSE_FILES, free_loopback_port
-from tests.e2e.utils.sweep import leftovers
+from tests.e2e.utils.reuse import reuse_project_name
+from tests.e2e.utils.sweep import leftovers, list_resources, remove
 
 from benchmarks.machine import describe
 
@@ -189,46 +190,24 @@ def startup(repeats: int, env_dir: Path, profile: str = "minimal") -> dict[str, 
 
 
 def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
-    """`--e2e-reuse`: one run to start and keep the stack, then timed runs that reuse it."""
+    """`--e2e-reuse`: one run to start and keep the stack, then timed runs that reuse it.
+
+    A reusable stack that was already up would make the first run a reuse too, and removing
+    it afterwards would take a developer's stack: the benchmark refuses to start then.
+    """
+    docker = DockerClient()
+    reused_prefix = reuse_project_name("")
+    existing = {r.project for r in list_resources(docker) if r.project.startswith(reused_prefix)}
+    if existing:
+        sys.exit(f"reusable stacks already up ({', '.join(sorted(existing))}): remove them first")
     warmup = layer_first_test(env_dir, "--e2e-reuse")
     runs = [layer_first_test(env_dir, "--e2e-reuse") for _ in range(repeats)]
-    _remove_reuse_stacks()
+    remove(docker, [r for r in list_resources(docker) if r.project.startswith(reused_prefix)])
     return {
         "first_run_starting_it": warmup,
         "runs": runs,
         "median_time_to_first_test_s": _median(runs, "time_to_first_test_s"),
     }
-
-
-def _remove_reuse_stacks() -> None:
-    """Reused stacks are kept on purpose; the benchmark removes the one it made."""
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=org.k2.e2e.keep=true"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    projects = {
-        subprocess.run(
-            [
-                "docker",
-                "inspect",
-                "--format",
-                '{{index .Config.Labels "com.docker.compose.project"}}',
-                ref,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        for ref in ids
-    }
-    for project in sorted(p for p in projects if p.startswith("k2e2e-reuse-")):
-        subprocess.run(
-            ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"],
-            capture_output=True,
-            check=True,
-        )
 
 
 def main() -> None:
