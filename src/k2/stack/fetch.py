@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
-import threading
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,16 +124,24 @@ PIP_TARGET = (
 )
 
 
-# setuptools builds in the source tree (build/, *.egg-info): two images fetching the same
-# project at once would trip over each other's files.
-_PROJECT_BUILD_LOCK = threading.Lock()
+# What a wheel of the project is built from. Built in a copy: setuptools builds in the source
+# tree and never empties its build/ directory, so a module deleted from src/ would still ship.
+_PROJECT_FILES = ("pyproject.toml", "README.md", "src")
+_NOT_SOURCES = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
 
 
 def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
     """Build the project's wheel, then download every dependency's wheel for the target."""
     dest = context / step.dest
     project = repo_root / str(step.options["project"])
-    with _PROJECT_BUILD_LOCK:
+    with tempfile.TemporaryDirectory(prefix="k2-wheel-") as scratch:
+        source = Path(scratch) / "project"
+        source.mkdir()
+        for name in _PROJECT_FILES:
+            if (project / name).is_dir():
+                shutil.copytree(project / name, source / name, ignore=_NOT_SOURCES)
+            else:
+                shutil.copy2(project / name, source / name)
         build = run(
             [
                 sys.executable,
@@ -143,7 +152,7 @@ def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
                 "--quiet",
                 "-w",
                 str(dest),
-                str(project),
+                str(source),
             ],
             timeout=FETCH_TIMEOUT_S,
         )

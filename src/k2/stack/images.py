@@ -83,7 +83,7 @@ def _files(root: Path) -> Iterator[Path]:
             path.is_file()
             and not _IGNORED_PARTS.intersection(path.parts)
             and path.suffix != ".pyc"
-            # Written into src/ by the wheel build of the pip fetch: an output, not an input.
+            # Written into src/ by an editable install (dev venv, tox): not an input.
             and not any(part.endswith(".egg-info") for part in path.parts)
         ):
             yield path
