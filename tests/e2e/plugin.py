@@ -14,18 +14,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.utils import diagnostics
-from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.options import E2EOptions, add_options
 from tests.e2e.utils.performance_monitor import JSON_NAME, PLOT_NAME, PerformanceMonitor
 from tests.e2e.utils.redact import Redactor
 from tests.e2e.utils.report import ServiceRow, format_table, rows_for
 from tests.e2e.utils.run_identity import RunIdentity
-from tests.e2e.utils.stats_sampler import StatsSampler
+
+# This module loads with every pytest run, unit runs included: the Docker libraries
+# (python-on-whales, pytest-docker, anyio) load only when a stack is used.
+if TYPE_CHECKING:
+    from tests.e2e.utils.docker_manager import E2EDockerManager
+    from tests.e2e.utils.stats_sampler import StatsSampler
 
 STACK_FIXTURES = frozenset({"docker_manager", "minimal_stack", "full_stack", "api_client"})
 _RUN_ID_KEY = "k2_e2e_run_id"
@@ -182,6 +185,8 @@ def pytest_runtest_makereport(
 
 
 def _attach_bundle(session: E2ESession, item: pytest.Item, report: pytest.TestReport) -> None:
+    from tests.e2e.utils import diagnostics
+
     manager = session.manager
     assert manager is not None
     if report.when == "setup" and manager.failure is not None and session.setup_bundle:
