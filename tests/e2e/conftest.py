@@ -12,7 +12,6 @@ change one step, as with pytest-docker.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -69,7 +68,7 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
     labels = k2_e2e.identity.labels()
     if options.reuse:
         digest = reuse.config_hash(everything, probe.docker)
-        name = reuse.reuse_project_name(digest)
+        name = reuse.reuse_project_name(digest, k2_e2e.worker)
         env_dir = root / ".build" / "e2e" / "reuse"
         labels |= {LABEL_KEEP: "true", LABEL_CONFIG_HASH: digest}
     else:
@@ -86,12 +85,9 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
         host=engine_host(),
         everything=everything,
     )
-    k2_e2e.redactor = Redactor(secrets_in(everything)).add(*_api_keys())
+    # The model holds every secret as compose resolved it, K2_API_KEY from the environment too.
+    k2_e2e.redactor = Redactor(secrets_in(everything))
     return project
-
-
-def _api_keys() -> list[str]:
-    return [os.environ[API_KEY_VARIABLE]] if os.environ.get(API_KEY_VARIABLE) else []
 
 
 @pytest.fixture(scope="session")
@@ -164,9 +160,7 @@ async def docker_manager(
         executor,
         docker_setup,
         docker_cleanup,
-        k2_e2e.identity,
         keep=k2_e2e.options.keep,
-        config_hash=compose_project.name.rsplit("-", 1)[-1] if k2_e2e.options.reuse else "",
         say=say,
     )
     if k2_e2e.options.reuse and reuse.all_ready(compose_project):
@@ -222,7 +216,8 @@ async def api_client(
 
 
 def _api_key(project: ComposeProject) -> str:
-    return os.environ.get(API_KEY_VARIABLE) or project.service_env(API_SERVICE)[API_KEY_VARIABLE]
+    # Compose resolved ${K2_API_KEY:-dev key} from this environment: one source for the key.
+    return project.service_env(API_SERVICE)[API_KEY_VARIABLE]
 
 
 @pytest.fixture

@@ -84,7 +84,6 @@ def _manager_for(project: ComposeProject, k2_e2e: E2ESession) -> dm.E2EDockerMan
         executor,
         dm.default_setup(),
         dm.default_cleanup(["minimal", "full"]),
-        k2_e2e.identity,
         keep=False,
     )
 

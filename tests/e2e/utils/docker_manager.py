@@ -31,7 +31,7 @@ from tests.e2e.utils.health_wait import (
     wait_until_ready,
 )
 from tests.e2e.utils.readiness import deadline_for, strategies
-from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP, RunIdentity
+from tests.e2e.utils.run_identity import LABEL_KEEP
 
 PROFILE_ORDER = ("minimal", "full")
 UP_FINISH_GRACE_S = 60.0
@@ -53,9 +53,7 @@ class E2EDockerManager:
         executor: pytest-docker's executor, bound to the project's files and name.
         setup: `docker_setup` commands; `{profile}` is replaced by the profile to start.
         cleanup: `docker_cleanup` commands, run once at the end.
-        identity: the run that owns the stack; its labels go on every resource.
         keep: leave the stack running at the end (--e2e-keep/--e2e-reuse).
-        config_hash: the compose config hash a reused stack is matched on ("" if not reused).
         say: where progress lines go (the terminal reporter).
     """
 
@@ -65,18 +63,14 @@ class E2EDockerManager:
         executor: DockerComposeExecutor,
         setup: list[str],
         cleanup: list[str],
-        identity: RunIdentity,
         keep: bool,
-        config_hash: str = "",
         say: Callable[[str], None] = print,
     ) -> None:
         self.project = project
         self._executor = executor
         self._setup = setup
         self._cleanup = cleanup
-        self.identity = identity
         self.keep = keep
-        self.config_hash = config_hash
         self._say = say
         self.timings = StackTimings()
         self.running_services: dict[str, str] = {}
@@ -270,8 +264,6 @@ class E2EDockerManager:
         with contextlib.suppress(Exception):
             lines += [f"  {service:<18} {address}" for service, address in self.endpoints().items()]
         lines += [f"  inspect: {base} ps", f"  remove:  {base} --profile full down -v"]
-        if self.config_hash:
-            lines.append(f"  ({LABEL_CONFIG_HASH}={self.config_hash})")
         return "\n".join(lines)
 
 

@@ -149,7 +149,7 @@ def wait_until_ready(
             elif state.status == "absent" and not still_starting():
                 raise StackUnhealthy(
                     service,
-                    "compose finished but never created its container",
+                    NEVER_CREATED,
                     _details(docker, state),
                 )
             elif elapsed > deadlines_s[service]:

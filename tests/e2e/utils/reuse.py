@@ -46,9 +46,12 @@ def config_hash(model: dict[str, Any], docker: DockerClient) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def reuse_project_name(digest: str) -> str:
-    """The stable project name of the reusable stack for one config hash."""
-    return f"{PROJECT_PREFIX}-reuse-{digest}"
+def reuse_project_name(digest: str, worker: str | None = None) -> str:
+    """The stable project name of the reusable stack for one config hash (and xdist worker).
+
+    Each worker keeps a stack of its own, reused or not: tests stop and restart services.
+    """
+    return f"{PROJECT_PREFIX}-reuse-{digest}" + (f"-{worker}" if worker else "")
 
 
 def all_ready(project: ComposeProject) -> bool:
