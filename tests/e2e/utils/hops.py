@@ -184,6 +184,13 @@ def iceberg_records(endpoints: Endpoints, symbols: Iterable[str]) -> list[Canoni
     return [canonical(row) for row in rows]
 
 
+def api_total(client: httpx.Client, symbol: str) -> int:
+    """How many trades of `symbol` the API serves now (one cheap request); raises on an error."""
+    response = client.get("/v1/trades", params={"symbol": symbol, "limit": 1})
+    response.raise_for_status()
+    return int(response.json()["pagination"]["total"])
+
+
 def api_trades(client: httpx.Client, symbol: str, **params: Any) -> list[dict[str, Any]]:
     """Every trade the API serves for one symbol, following pagination."""
     trades: list[dict[str, Any]] = []
@@ -237,7 +244,7 @@ def expect_arrival(
     """
     try:
         wait()
-    except (AssertionError, StackUnhealthy) as exc:
+    except (AssertionError, StackUnhealthy, httpx.HTTPError) as exc:
         text = mismatch_text(hop_reports(endpoints, api, produced, symbols))
         if text is None:
             raise  # every hop is exact by now: the wait was only slow; say that as it is

@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # the pytest plugin imports this module at start-up: keep it 
     from k2.feed.ledger import LedgerEntry
     from tests.e2e.utils.pipeline_watch import CommitSeen, PipelineWatch, Visibility
 
-HOPS: Final = ("ack", "commit", "visible")
-"""sent -> Kafka ack; ack -> Iceberg commit holding it; commit -> first served by the API."""
 PLOT_SAMPLES: Final = 5_000
 JSON_NAME: Final = "performance.json"
 PLOT_NAME: Final = "freshness.png"
@@ -183,6 +181,8 @@ class RunResult:
     """Trades per second through to the API (first send to last first-served)."""
     freshness: Percentiles
     hops: dict[str, Percentiles]
+    """ack: sent to Kafka's ack; commit: ack to the Iceberg commit holding the trade;
+    visible: that commit to the first API answer serving it."""
     api_poll_latency_ms: Percentiles
     visibility_resolution_s: float
     commits: int

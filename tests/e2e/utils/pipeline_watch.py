@@ -25,12 +25,12 @@ from pyiceberg.table import Table
 
 from k2.consumer.offsets import OffsetsCorruptError, snapshot_offsets
 from k2.model import TOPIC
+from tests.e2e.utils.hops import api_total, poll_until
 
 API_INTERVAL_S: Final = 0.05
 """Pause between rounds of API polls: 50 ms resolution without crowding a 2-core machine."""
 CATALOG_INTERVAL_S: Final = 0.5
 """The consumer keeps at least 50 snapshots; at two commits a second none is missed."""
-GUARD_INTERVAL_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,30 +133,24 @@ class PipelineWatch:
         deadline_s: float,
         guard: Callable[[], None] | None = None,
     ) -> dict[str, int]:
-        """Block until the API serves `expected` trades per symbol.
+        """Block until the API serves `expected` trades per symbol (see `hops.poll_until`).
 
-        `guard` is called about once a second and should raise if the stack itself broke
-        (a stopped service), so a broken pipeline fails in seconds, not at the deadline.
-        On timeout an AssertionError says what was last seen.
+        `guard` should raise if the stack itself broke (a stopped service), so a broken
+        pipeline fails in seconds, not at the deadline.
         """
-        end = time.monotonic() + deadline_s
-        next_guard = time.monotonic()
-        while True:
+
+        def seen() -> dict[str, int]:
             self.raise_if_failed()
-            totals = self.totals()
-            if all(totals.get(s, 0) >= n for s, n in expected.items()):
-                return totals
-            now = time.monotonic()
-            if now > end:
-                raise AssertionError(
-                    f"timed out after {deadline_s:.0f}s waiting for the API to serve "
-                    f"{dict(expected)}; last seen: {totals}, "
-                    f"{len(self.commits)} commits observed meanwhile"
-                )
-            if guard is not None and now >= next_guard:
-                guard()
-                next_guard = now + GUARD_INTERVAL_S
-            self._stop.wait(0.05)
+            return self.totals()
+
+        return poll_until(
+            seen,
+            lambda totals: all(totals.get(s, 0) >= n for s, n in expected.items()),
+            deadline_s,
+            f"the API to serve {dict(expected)}",
+            interval_s=0.05,
+            guard=guard,
+        )
 
     def _guarded(self, loop: Callable[[], None]) -> None:
         try:
@@ -168,11 +162,9 @@ class PipelineWatch:
         while not self._stop.is_set():
             for symbol in self.symbols:
                 began = time.perf_counter()
-                response = self._api.get("/v1/trades", params={"symbol": symbol, "limit": 1})
+                total = api_total(self._api, symbol)
                 arrived = time.time()
                 latency = time.perf_counter() - began
-                response.raise_for_status()
-                total = int(response.json()["pagination"]["total"])
                 with self._lock:
                     self.visibility.append(Visibility(symbol, total, arrived, latency))
                     self._totals[symbol] = total

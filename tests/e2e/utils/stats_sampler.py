@@ -22,7 +22,6 @@ class Peak:
 
     cpu_percent: float = 0.0
     memory_mib: float = 0.0
-    samples: int = 0
 
 
 class StatsSampler:
@@ -65,7 +64,6 @@ class StatsSampler:
                 peak = self.peaks.setdefault(service, Peak())
                 peak.cpu_percent = max(peak.cpu_percent, float(stat.cpu_percentage or 0.0))
                 peak.memory_mib = max(peak.memory_mib, (stat.memory_used or 0) / 2**20)
-                peak.samples += 1
 
     def _run(self) -> None:
         while not self._stop.is_set():
