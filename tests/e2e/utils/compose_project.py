@@ -127,8 +127,8 @@ class ComposeProject:
         return self.all_profiles_model
 
     def with_profiles(self, profiles: tuple[str, ...]) -> ComposeProject:
-        """The same project seen with other active profiles."""
-        return dataclasses.replace(self, profiles=profiles)
+        """The same project seen with other active profiles (itself, models cached, if the same)."""
+        return self if profiles == self.profiles else dataclasses.replace(self, profiles=profiles)
 
     @property
     def compose_files(self) -> list[str | Path]:

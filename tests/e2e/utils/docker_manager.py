@@ -181,17 +181,17 @@ class E2EDockerManager:
             current = self.active_profile
             if current is None or PROFILE_ORDER.index(current) < PROFILE_ORDER.index(profile):
                 try:
-                    self._start(profile)
+                    # The started project keeps the model it resolved while waiting.
+                    self.project = self._start(profile)
                 except StackUnhealthy as exc:
                     self.failure = exc
                     raise
                 self.active_profile = profile
-                self.project = self.project.with_profiles((profile,))
                 self._refresh_endpoints()
                 self.on_ready()
             return self.running_services
 
-    def _start(self, profile: str) -> None:
+    def _start(self, profile: str) -> ComposeProject:
         """Run the setup commands for `profile` while waiting on every service in parallel."""
         project = self.project.with_profiles((profile,))
         started = time.monotonic()
@@ -233,6 +233,7 @@ class E2EDockerManager:
         self.timings.ready_after_s.update(report.ready_after_s)
         self.timings.up_seconds[profile] = round(time.monotonic() - started, 2)
         self._say(f"k2-e2e: profile {profile!r} ready in {self.timings.up_seconds[profile]}s")
+        return project
 
     def _progress(self, service: str, text: str, seconds: float) -> None:
         self._say(f"  {service:<18} {text:<22} {seconds:6.1f}s")
