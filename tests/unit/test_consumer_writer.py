@@ -691,6 +691,9 @@ def test_a_rebalance_drops_the_open_batch_and_loses_nothing(tmp_path: Path) -> N
 
     assert h.rows() == [(1, o) for o in range(5)]
     assert h.health.document()["assigned_partitions"] == [1]
+    # Partition 0's records were neither written nor marked done: its next owner reads them.
+    assert h.stored() == {1: 5}
+    assert 0 not in h.kafka.committed
 
 
 def test_commits_on_a_worker_thread_while_the_next_batch_is_read(tmp_path: Path) -> None:

@@ -12,11 +12,9 @@ Bad input goes to the dead-letter topic. Modules, one job each:
 - columns, batch: rows per batch as Arrow columns; when a batch closes
 - offsets: the offsets map in snapshot summaries; where to resume
 - sink: one batch -> one Iceberg commit, conflicts handled, old snapshots expired
-- transforms: day/bucket partition values when pyiceberg_core is not installed
 - writer: the consume loop, rebalances, shutdown
 - health, probe: the health endpoint and the container healthcheck
 - cli: start-up and exit codes
-- bench: in-process throughput of the decode and convert path
 
 Nothing is imported here, so `python -m k2.consumer.probe` starts fast.
 """

@@ -84,7 +84,6 @@ class Batch:
             next_offsets=dict(self.next_offsets),
             size=self.size,
             dead_letters=self.dead_letters,
-            opened_at=self.opened_at,
         )
 
 
@@ -97,12 +96,6 @@ class SealedBatch:
     next_offsets: dict[int, int]
     size: int
     dead_letters: int
-    opened_at: float | None
-
-    @property
-    def rows(self) -> int:
-        """Rows to write (records that were not dead-lettered)."""
-        return len(self.columns)
 
     def to_table(self) -> pa.Table:
         """The batch's rows as one Arrow table."""

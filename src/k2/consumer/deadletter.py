@@ -80,11 +80,6 @@ class DeadLetterQueue:
         self._queued = 0
         self._failures: list[str] = []
 
-    @property
-    def pending(self) -> int:
-        """Dead letters produced since the last flush."""
-        return self._queued
-
     def send(
         self,
         *,

@@ -226,8 +226,13 @@ class HealthServer:
         handler = type("HealthHandler", (_HealthHandler,), {"state": state})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
+        # serve_forever checks for shutdown every poll_interval: 0.5 s by default, which
+        # every stop of the consumer waited out.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="k2-health", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="k2-health",
+            daemon=True,
         )
 
     @property
