@@ -8,6 +8,7 @@ the tests check what the repository requests, not pyiceberg itself.
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 
+from k2.api import catalog as catalog_module
 from k2.api import compute, iceberg_repository
 from k2.api import replica as replica_module
 from k2.api.app import create_app
@@ -515,12 +517,18 @@ def test_every_catalog_session_times_out(monkeypatch: pytest.MonkeyPatch) -> Non
     assert adapter._timeout == (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
 
 
-def test_unreachable_catalog_fails_fast_not_forever() -> None:
-    # Port 9 on localhost: refused at once; a hang here would mean no timeout is applied.
-    started = datetime.now(UTC)
-    with pytest.raises(requests.ConnectionError):
-        TimeoutRestCatalog("k2", uri="http://127.0.0.1:9")
-    assert datetime.now(UTC) - started < timedelta(seconds=CONNECT_TIMEOUT_S + 5)
+def test_a_catalog_that_never_answers_fails_at_the_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A socket that listens but never accepts: the connection opens, no answer ever comes.
+    # Without the adapter's read timeout this call would hang for good.
+    monkeypatch.setattr(catalog_module, "READ_TIMEOUT_S", 0.3)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = datetime.now(UTC)
+        with pytest.raises(requests.ReadTimeout):
+            TimeoutRestCatalog("k2", uri=f"http://127.0.0.1:{port}")
+    assert datetime.now(UTC) - started < timedelta(seconds=5)
 
 
 def test_replica_newer_than_the_loaded_metadata_is_served_as_is() -> None:
@@ -555,14 +563,20 @@ def test_follower_keeps_the_replica_current_and_stops_with_the_app() -> None:
     table = FakeTable()
     table.commit(Operation.APPEND, [make_trade(1)])
     repo = repository(table)
-    with TestClient(create_app(repo, api_key="k", background=repo.follow)):
+    stops: list[threading.Event] = []
+
+    def follow(stop: threading.Event) -> None:
+        stops.append(stop)
+        repo.follow(stop)
+
+    with TestClient(create_app(repo, api_key="k", background=follow)):
         deadline = datetime.now(UTC) + timedelta(seconds=5)
         while repo.replica.full_loads == 0 and datetime.now(UTC) < deadline:
             threading.Event().wait(0.01)
         assert repo.replica.full_loads == 1
-    stop = threading.Event()
-    stop.set()
-    repo.follow(stop)  # returns at once once stopped
+    # The app handed its stop event to the follower and set it on shutdown.
+    assert len(stops) == 1
+    assert stops[0].is_set()
 
 
 def test_follower_survives_a_failing_catalog() -> None:

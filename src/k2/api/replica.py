@@ -118,6 +118,15 @@ class TradeReplica:
         if self._off_reason is not None:
             return None
         snapshot = table.current_snapshot()
+        # Most requests find the view current: answer without waiting for a refresh (an
+        # incremental read from S3) that the follower may be holding the lock for.
+        current = self._view
+        if (
+            current is not None
+            and current.table_uuid == str(table.metadata.table_uuid)
+            and current.snapshot_id == (snapshot.snapshot_id if snapshot else None)
+        ):
+            return current
         with self._lock:
             if self._off_reason is not None:
                 return None
