@@ -1,17 +1,15 @@
-"""Health that tells the truth: every readiness condition, the HTTP endpoint, the CLI probe."""
+"""Health that tells the truth: every readiness condition, the HTTP endpoints."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from k2.consumer.commit_timing import CommitBreakdown
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
-from k2.consumer.probe import main as probe_main
-from k2.consumer.probe import probe
 from tests.unit.clocks import ManualClock
 
 
@@ -142,33 +140,27 @@ def test_endpoint_answers_503_then_200(state: HealthState, server: HealthServer)
     assert _get(server.port, "/elsewhere")[0] == 404
 
 
-def test_probe_exit_status_follows_health(
-    state: HealthState, server: HealthServer, capsys: pytest.CaptureFixture[str]
+def test_ready_is_one_line_for_the_container_healthcheck(
+    state: HealthState, server: HealthServer
 ) -> None:
-    assert probe_main(["--port", str(server.port)]) == 1
-    assert capsys.readouterr().out.startswith("unhealthy: Iceberg table not loaded yet;")
+    status, body = _get(server.port, "/ready")
+    assert status == 503
+    assert body.decode().startswith("unhealthy: Iceberg table not loaded yet;")
 
     _healthy(state)
 
-    assert probe_main(["--port", str(server.port)]) == 0
-    assert capsys.readouterr().out == "healthy\n"
+    assert _get(server.port, "/ready") == (200, b"healthy\n")
 
 
-def test_probe_reads_the_port_from_the_environment(
-    state: HealthState, server: HealthServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _healthy(state)
-    monkeypatch.setenv("K2_HEALTH_PORT", str(server.port))
+def test_commit_timing_is_summarised_per_phase(state: HealthState) -> None:
+    for total in (100.0, 200.0, 300.0):
+        breakdown = CommitBreakdown({"encode": total / 2, "catalog": total / 4}, total)
+        state.committed(1, 0, 0, waited_s=0.5, breakdown=breakdown)
 
-    assert probe_main([]) == 0
+    timing = state.document()["commit_timing_ms"]
 
-
-def test_probe_of_nothing_listening_is_unhealthy() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, never listening: connection refused
-
-        healthy, verdict = probe("127.0.0.1", port, timeout=2)
-
-    assert not healthy
-    assert verdict.startswith(f"unhealthy: health endpoint 127.0.0.1:{port} unreachable")
+    assert timing["commits"] == 3
+    assert timing["total"] == {"p50": 200.0, "p95": 290.0, "max": 300.0}
+    assert timing["encode"]["max"] == 150.0
+    assert timing["waited"]["p50"] == 500.0
+    assert timing["upload"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}

@@ -13,8 +13,7 @@ Bad input goes to the dead-letter topic. Modules, one job each:
 - offsets: the offsets map in snapshot summaries; where to resume
 - sink: one batch -> one Iceberg commit, conflicts handled, old snapshots expired
 - writer: the consume loop, rebalances, shutdown
-- health, probe: the health endpoint and the container healthcheck
+- health: the health endpoints (JSON for people and tests, one line for the healthcheck)
+- commit_timing: where each commit's time goes
 - cli: start-up and exit codes
-
-Nothing is imported here, so `python -m k2.consumer.probe` starts fast.
 """

@@ -76,14 +76,23 @@ class Batch:
         self._track(partition, offset, now)
         self.dead_letters += 1
 
-    def seal(self) -> SealedBatch:
-        """The immutable part the committer needs (the Arrow table is built there)."""
+    def seal(self, now: float | None = None) -> SealedBatch:
+        """The immutable part the committer needs (the Arrow table is built there).
+
+        `now` (monotonic) is when its commit starts: the batch then records how long its
+        first record waited for that, which the commit log reports.
+        """
         return SealedBatch(
             columns=self.columns,
             first_offsets=dict(self.first_offsets),
             next_offsets=dict(self.next_offsets),
             size=self.size,
             dead_letters=self.dead_letters,
+            waited_s=(
+                max(0.0, now - self.opened_at)
+                if now is not None and self.opened_at is not None
+                else 0.0
+            ),
         )
 
 
@@ -96,6 +105,8 @@ class SealedBatch:
     next_offsets: dict[int, int]
     size: int
     dead_letters: int
+    waited_s: float = 0.0
+    """From the batch's first record to the start of its commit."""
 
     def to_table(self) -> pa.Table:
         """The batch's rows as one Arrow table."""

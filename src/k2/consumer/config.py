@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from k2.consumer.probe import DEFAULT_HEALTH_PORT
 from k2.model.names import CONSUMER_GROUP, TOPIC
 
 _T = TypeVar("_T")
@@ -21,6 +20,7 @@ DEFAULT_BATCH_MAX_SECONDS: Final = 1.0
 # Inside a container the health port must be reachable from the published port, not only
 # from loopback.
 DEFAULT_HEALTH_HOST: Final = "0.0.0.0"  # noqa: S104
+DEFAULT_HEALTH_PORT: Final = 8081
 DEFAULT_HEALTH_MAX_POLL_AGE_S: Final = 10.0
 DEFAULT_HEALTH_MAX_UNCOMMITTED_S: Final = 30.0
 DEFAULT_S3_REGION: Final = "us-east-1"

@@ -4,23 +4,32 @@ Healthy means all of: the first partition assignment arrived and partitions are 
 consumer polled within the last few seconds, the Iceberg table is loaded, no consumed record has
 waited longer than a limit for its commit, and the schema registry is not failing. Otherwise the
 answer is unhealthy with the reasons. The counters ride along in the same JSON document, served
-over HTTP (`GET /health`: 200 when healthy, 503 when not) for the container healthcheck, the
-E2E tests and people.
+over HTTP (`GET /health`: 200 when healthy, 503 when not) for the E2E tests and people, and as
+one line of text (`GET /ready`: `healthy`, or `unhealthy: <reasons>` with 503) for the container
+healthcheck, which runs `curl` on it: a probe every second or two must cost little, and a
+Python interpreter per probe cost the stack more CPU than the probe was worth.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
+
+from k2.consumer.commit_timing import PHASES, CommitBreakdown
 
 log = logging.getLogger(__name__)
+
+TIMING_WINDOW: Final = 256
+"""Recent commits whose timing the health document summarises (minutes at a commit a second)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,14 @@ class HealthLimits:
 
 def _age(now: float, then: float | None) -> float | None:
     return None if then is None else round(now - then, 3)
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """p50, p95 and max of some milliseconds (inclusive percentiles)."""
+    if len(values) == 1:
+        return {"p50": round(values[0], 1), "p95": round(values[0], 1), "max": round(values[0], 1)}
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return {"p50": round(cuts[9], 1), "p95": round(cuts[18], 1), "max": round(max(values), 1)}
 
 
 class HealthState:
@@ -56,6 +73,8 @@ class HealthState:
         self._last_error: tuple[float, str] | None = None
         self._stopping = False
         self._lag: dict[int, int | None] = {}
+        # (waited ms, breakdown) of the latest commits, for the timing summary.
+        self._timings: deque[tuple[float, CommitBreakdown]] = deque(maxlen=TIMING_WINDOW)
         self._counters = {
             "consumed": 0,
             "written": 0,
@@ -89,10 +108,24 @@ class HealthState:
         with self._lock:
             self._counters[name] += n
 
-    def committed(self, rows: int, skipped_rows: int, conflicts: int) -> None:
-        """A batch is in the table (or was found to be there already)."""
+    def committed(
+        self,
+        rows: int,
+        skipped_rows: int,
+        conflicts: int,
+        *,
+        waited_s: float = 0.0,
+        breakdown: CommitBreakdown | None = None,
+    ) -> None:
+        """A batch is in the table (or was found to be there already).
+
+        `waited_s` is how long its first record waited for the commit to start, `breakdown`
+        where the commit's time went: both feed the document's `commit_timing_ms`.
+        """
         now = self._clock()
         with self._lock:
+            if breakdown is not None:
+                self._timings.append((waited_s * 1000, breakdown))
             self._last_commit = now
             self._counters["commits"] += 1
             self._counters["written"] += rows
@@ -193,22 +226,48 @@ class HealthState:
                 "uncommitted_age_s": _age(now, self._uncommitted_since),
                 "last_error": last_error,
                 "uptime_s": round(now - self._started, 3),
+                "commit_timing_ms": self._timing_summary(),
             }
+
+    def _timing_summary(self) -> dict[str, Any]:
+        """p50/p95/max per phase over the latest commits: where freshness goes."""
+        if not self._timings:
+            return {"commits": 0}
+        waited = [w for w, _ in self._timings]
+        totals = [b.total_ms for _, b in self._timings]
+        phases = {
+            name: _spread([b.phases_ms.get(name, 0.0) for _, b in self._timings]) for name in PHASES
+        }
+        return {
+            "commits": len(self._timings),
+            "waited": _spread(waited),
+            "total": _spread(totals),
+            **phases,
+        }
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
     state: ClassVar[HealthState]
 
     def do_GET(self) -> None:
-        """`/health` (and `/`): the health document, 200 if healthy else 503."""
-        if self.path.split("?", 1)[0] not in ("/health", "/"):
+        """`/health` (and `/`): the JSON document; `/ready`: one line. 200 if healthy else 503."""
+        path = self.path.split("?", 1)[0]
+        if path in ("/health", "/"):
+            document = self.state.document()
+            healthy, body, kind = document["healthy"], json.dumps(document), "application/json"
+        elif path == "/ready":
+            reasons = self.state.reasons()
+            healthy, kind = not reasons, "text/plain; charset=utf-8"
+            body = "healthy\n" if healthy else "unhealthy: " + "; ".join(reasons) + "\n"
+        else:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
-        document = self.state.document()
-        body = json.dumps(document).encode()
-        status = HTTPStatus.OK if document["healthy"] else HTTPStatus.SERVICE_UNAVAILABLE
+        self._answer(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, kind, body)
+
+    def _answer(self, status: HTTPStatus, kind: str, text: str) -> None:
+        body = text.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()

@@ -372,7 +372,7 @@ class IcebergWriter:
         if not self._reap(block=True):
             # The previous batch failed; rewinding to its start dropped this one too.
             return
-        sealed = self._batch.seal()
+        sealed = self._batch.seal(self._clock())
         self._batch = Batch()
         self._in_flight = (sealed, self._executor.submit(self._sink.commit, sealed))
 
@@ -402,10 +402,17 @@ class IcebergWriter:
     def _committed(self, sealed: SealedBatch, outcome: CommitOutcome) -> None:
         self._failures = 0
         kafka = self._commit_kafka({p: outcome.offsets[p] for p in sealed.next_offsets})
-        self._health.committed(outcome.rows, outcome.skipped_rows, outcome.attempts - 1)
+        self._health.committed(
+            outcome.rows,
+            outcome.skipped_rows,
+            outcome.attempts - 1,
+            waited_s=sealed.waited_s,
+            breakdown=outcome.breakdown,
+        )
         self._set_pending(self._batch.opened_at)
         log.info(
-            "committed %d rows (%d dead-lettered, %d already in the table) %s in %.0f ms%s; %s",
+            "committed %d rows (%d dead-lettered, %d already in the table) %s in %.0f ms%s; "
+            "%s; waited %.0f ms, then %s",
             outcome.rows,
             sealed.dead_letters,
             outcome.skipped_rows,
@@ -413,6 +420,8 @@ class IcebergWriter:
             outcome.seconds * 1000,
             f", snapshot {outcome.snapshot_id}" if outcome.committed else ", nothing new",
             kafka,
+            sealed.waited_s * 1000,
+            outcome.breakdown.describe() if outcome.breakdown else "no breakdown",
         )
 
     def _commit_kafka(self, offsets: dict[int, int]) -> str:
