@@ -11,9 +11,16 @@ Two table properties serve the streaming writer (one commit a second):
   summary carries Kafka offsets computed from the old head, so a replay would write rows twice
   and could move another writer's offsets back. The writer retries itself instead, after
   re-reading the offsets. Readers are not affected.
-- `commit.manifest-merge.enabled=true` merges the one small manifest each commit adds (once
-  100 have piled up), so manifest lists stay short: cheaper commits, and faster scan planning
-  for readers, which otherwise open one manifest per commit ever made.
+- `commit.manifest-merge.enabled=true` merges the one small manifest each commit adds, so
+  manifest lists stay short: cheaper commits, and faster scan planning for readers, which
+  otherwise open one manifest per commit ever made. Merges are small and frequent (8
+  manifests into one, up to 64 KiB): with the defaults (100, 8 MiB) every hundredth commit
+  read a hundred manifests and rewrote everything merged so far (measured 1.3 s, one
+  commit in a hundred: a freshness p99 by itself); this way a merge reads at most eight
+  small manifests and one medium one, and full merged manifests are left alone.
+- `write.metadata.previous-versions-max=10` with `delete-after-commit`: the metadata log (in
+  every metadata file, parsed by every reader and copied by every pyiceberg commit) stays
+  short, and old metadata files leave the bucket.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ TABLE_PROPERTIES: Final = {
     "write.parquet.compression-codec": "zstd",
     COMMIT_NUM_RETRIES: "0",
     TableProperties.MANIFEST_MERGE_ENABLED: "true",
+    TableProperties.MANIFEST_MIN_MERGE_COUNT: "8",
+    TableProperties.MANIFEST_TARGET_SIZE_BYTES: str(64 * 1024),
+    TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: "10",
+    "write.metadata.delete-after-commit.enabled": "true",
 }
 """Set at creation, and brought back to these values on an existing table by ensure_table."""
 
