@@ -190,6 +190,25 @@ def test_rate_paces_produce_calls_on_the_monotonic_clock() -> None:
     assert any(timeout > 0 for timeout in producer.polls)
 
 
+def test_waits_shorter_than_a_poll_millisecond_sleep_instead_of_spinning_in_poll() -> None:
+    clock = FakeClock()
+    producer = FakeProducer(clock)
+    fine: list[float] = []
+
+    def fine_sleep(seconds: float) -> None:
+        fine.append(seconds)
+        clock.now += seconds
+
+    feed = FeedProducer(
+        producer, fake_serializer, clock=clock, wall_clock=clock.wall, fine_sleep=fine_sleep
+    )
+    summary = feed.send_trades(trades(50), rate=5000)  # 0.2 ms apart: every wait is sub-ms
+    assert summary.count == 50
+    assert fine
+    assert all(0 < seconds < 0.001 for seconds in fine)
+    assert not [timeout for timeout in producer.polls if 0 < timeout < 0.001]
+
+
 def test_ack_times_come_from_the_clocks_at_delivery() -> None:
     clock = FakeClock()
     producer = FakeProducer(clock)
