@@ -34,10 +34,22 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     repository = IcebergTradeRepository(
-        functools.partial(open_catalog, settings), replica_max_rows=settings.replica_max_rows
+        functools.partial(open_catalog, settings),
+        replica_max_rows=settings.replica_max_rows,
+        table_max_age_s=settings.table_max_age_s,
     )
     app = create_app(repository, api_key=settings.api_key, background=repository.follow)
-    uvicorn.run(app, host=HOST, port=PORT, workers=1, log_level="info", proxy_headers=False)
+    # No access log: a line per request is CPU here and in the engine's log driver, and at a
+    # client's polling rate it drowned the log the failure bundles show.
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=PORT,
+        workers=1,
+        log_level="info",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -97,6 +97,7 @@ def create_app(
             reason=result.reason,
             snapshot_id=result.snapshot_id,
             checked_at=format_instant(datetime.now(UTC)),
+            catalog_loads=repository.catalog_loads(),
         )
         return JSONResponse(body.model_dump(), status_code=200 if result.ok else 503)
 

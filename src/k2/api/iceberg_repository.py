@@ -1,11 +1,13 @@
 """TradeRepository over `market_data.trades`, read through the REST catalog.
 
-Every call loads the table metadata from the catalog first, so a commit is visible to the
-next request; no metadata file is ever guessed. Rows then come from the in-memory replica
-(see `replica`) when it is on, else from a pyiceberg scan with the filters pushed down
-(partition pruning on bucket(symbol) and day(timestamp), then min/max metrics) and only the
-needed columns projected. Either way the Arrow work is `compute`'s; a symbol's trades come
-from the replica's symbol index, so they cost what that symbol holds, not the whole table.
+Every call reads the table metadata through the catalog, shared between requests: one load at
+most every `table_max_age_s` (see `shared_table`), so a commit is visible to every request
+that starts that long after it; no metadata file is ever guessed. Rows then come from the
+in-memory replica (see `replica`) when it is on, else from a pyiceberg scan with the filters
+pushed down (partition pruning on bucket(symbol) and day(timestamp), then min/max metrics)
+and only the needed columns projected. Either way the Arrow work is `compute`'s; a symbol's
+trades come from the replica's symbol index, so they cost what that symbol holds, not the
+whole table.
 
 A background follower (`follow`) loads the metadata about once a second and brings the
 replica along, so requests rarely find more than one new commit to read.
@@ -43,6 +45,7 @@ from k2.api.repository import (
     TableStats,
     TradePage,
 )
+from k2.api.shared_table import DEFAULT_MAX_AGE_S, SharedTable
 from k2.api.symbol_index import SymbolIndex, symbol_page
 from k2.model.names import ICEBERG_TABLE
 
@@ -81,12 +84,14 @@ class IcebergTradeRepository:
         *,
         replica_max_rows: int = DEFAULT_MAX_ROWS,
         table_name: str = ICEBERG_TABLE,
+        table_max_age_s: float = DEFAULT_MAX_AGE_S,
     ) -> None:
         self._catalog_factory = catalog_factory
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
         self._table_name = table_name
         self._replica = TradeReplica(replica_max_rows)
+        self._table = SharedTable(self._load_from_catalog, table_max_age_s)
         self._queries = anyio.CapacityLimiter(QUERY_CONCURRENCY)
         self._probes = anyio.CapacityLimiter(2)
 
@@ -110,7 +115,15 @@ class IcebergTradeRepository:
                 self._catalog = self._catalog_factory()
             return self._catalog
 
+    def catalog_loads(self) -> int | None:
+        """See TradeRepository.catalog_loads."""
+        return self._table.loads
+
     def _load(self) -> Table:
+        """The table's metadata as of at most `table_max_age_s` ago, shared by all requests."""
+        return self._table.current()
+
+    def _load_from_catalog(self) -> Table:
         """The table at its latest committed metadata, or RepositoryUnavailableError."""
         try:
             return self._connected().load_table(self._table_name)

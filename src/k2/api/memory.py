@@ -115,6 +115,10 @@ class InMemoryTradeRepository:
             data_file_count=1 if self.rows.num_rows else 0,
         )
 
+    def catalog_loads(self) -> int | None:
+        """No catalog here."""
+        return None
+
     async def readiness(self) -> Readiness:
         """See TradeRepository.readiness."""
         self._check()

@@ -152,6 +152,10 @@ class HealthResponse(_Model):
     reason: str | None = Field(description="Why the API is not ready; null when ok")
     snapshot_id: int | None = Field(description="The table's current snapshot when checked")
     checked_at: Timestamp
+    catalog_loads: int | None = Field(
+        default=None,
+        description="Table loads through the catalog since start (requests share them)",
+    )
 
 
 class ErrorDetail(_Model):

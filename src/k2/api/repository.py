@@ -97,3 +97,7 @@ class TradeRepository(Protocol):
     async def readiness(self) -> Readiness:
         """Prove the store can answer a query now; raise RepositoryUnavailableError if not."""
         ...
+
+    def catalog_loads(self) -> int | None:
+        """Table loads through the catalog so far (None: this store has no catalog)."""
+        ...

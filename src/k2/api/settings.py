@@ -14,6 +14,7 @@ DEFAULT_ICEBERG_URI: Final = "http://iceberg-rest:8181"
 DEFAULT_S3_ENDPOINT: Final = "http://minio:9000"
 DEFAULT_S3_REGION: Final = "us-east-1"
 DEFAULT_REPLICA_MAX_ROWS: Final = 1_000_000
+DEFAULT_TABLE_MAX_AGE_S: Final = 0.15
 
 
 class SettingsError(ValueError):
@@ -26,7 +27,8 @@ class Settings:
 
     S3 keys are optional: unset, pyarrow falls back to the standard AWS credential chain.
     `replica_max_rows` (K2_API_REPLICA_MAX_ROWS) bounds the in-memory replica; 0 turns it
-    off, and every request then scans Iceberg with pushdown.
+    off, and every request then scans Iceberg with pushdown. `table_max_age_s`
+    (K2_API_TABLE_MAX_AGE_S) is how old the shared table metadata a request reads may be.
     Secrets are kept out of `repr`, so a logged Settings leaks nothing.
     """
 
@@ -37,6 +39,7 @@ class Settings:
     s3_secret_key: str | None = field(default=None, repr=False)
     s3_region: str = DEFAULT_S3_REGION
     replica_max_rows: int = DEFAULT_REPLICA_MAX_ROWS
+    table_max_age_s: float = DEFAULT_TABLE_MAX_AGE_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -65,6 +68,16 @@ class Settings:
                 f"K2_API_REPLICA_MAX_ROWS={max_rows_text!r} is not a whole number >= 0 "
                 "(0 turns the in-memory replica off)"
             )
+        max_age_text = get("K2_API_TABLE_MAX_AGE_S")
+        try:
+            max_age = DEFAULT_TABLE_MAX_AGE_S if max_age_text is None else float(max_age_text)
+        except ValueError:
+            max_age = -1.0
+        if not 0 <= max_age <= 60:
+            raise SettingsError(
+                f"K2_API_TABLE_MAX_AGE_S={max_age_text!r} is not a number of seconds from 0 "
+                "(every request loads the table) to 60"
+            )
         if (access_key is None) != (secret_key is None):
             raise SettingsError(
                 "K2_S3_ACCESS_KEY and K2_S3_SECRET_KEY go together: set both or neither"
@@ -77,4 +90,5 @@ class Settings:
             s3_secret_key=secret_key,
             s3_region=get("K2_S3_REGION") or DEFAULT_S3_REGION,
             replica_max_rows=max_rows,
+            table_max_age_s=max_age,
         )
