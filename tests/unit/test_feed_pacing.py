@@ -71,3 +71,15 @@ def test_unpaced_never_reads_the_clock_or_sleeps(rate: float | None) -> None:
 def test_negative_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         Pacer(-1)
+
+
+def test_with_slack_messages_due_soon_go_out_at_once_and_the_rate_holds() -> None:
+    clock = ManualClock(1000.0)
+    pacer = Pacer(1000, clock=clock, sleep=clock.sleep, slack_s=0.005)
+    times = send_times(pacer, clock, 1000)
+    assert times[:6] == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # due within 5 ms: no sleep
+    assert all(
+        due - 0.005 - 1e-9 <= at <= due
+        for due, at in zip([n / 1000 for n in range(1000)], times, strict=True)
+    )
+    assert len(clock.sleeps) < 1000 / 5 + 1

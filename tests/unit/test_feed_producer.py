@@ -190,23 +190,17 @@ def test_rate_paces_produce_calls_on_the_monotonic_clock() -> None:
     assert any(timeout > 0 for timeout in producer.polls)
 
 
-def test_waits_shorter_than_a_poll_millisecond_sleep_instead_of_spinning_in_poll() -> None:
+def test_pacing_never_asks_poll_to_wait_below_its_millisecond_resolution() -> None:
     clock = FakeClock()
     producer = FakeProducer(clock)
-    fine: list[float] = []
-
-    def fine_sleep(seconds: float) -> None:
-        fine.append(seconds)
-        clock.now += seconds
-
-    feed = FeedProducer(
-        producer, fake_serializer, clock=clock, wall_clock=clock.wall, fine_sleep=fine_sleep
-    )
-    summary = feed.send_trades(trades(50), rate=5000)  # 0.2 ms apart: every wait is sub-ms
-    assert summary.count == 50
-    assert fine
-    assert all(0 < seconds < 0.001 for seconds in fine)
-    assert not [timeout for timeout in producer.polls if 0 < timeout < 0.001]
+    feed = feed_with(producer, clock)
+    summary = feed.send_trades(trades(2000), rate=5000)  # 0.2 ms apart: sent in bursts
+    assert summary.count == 2000
+    assert summary.rate == pytest.approx(5000, rel=0.02)
+    waits = [timeout for timeout in producer.polls if timeout > 0]
+    assert waits
+    assert min(waits) >= 0.001
+    assert len(waits) <= 2000 / 25 + 1  # one wait per 5 ms burst at most, not per message
 
 
 def test_ack_times_come_from_the_clocks_at_delivery() -> None:
@@ -367,3 +361,40 @@ def test_bad_inputs_fail_the_consumer_each_in_its_own_way() -> None:
     assert validate(bad, now=WALL_START) == ["price=-1.00000000 is not positive"]
     with pytest.raises(ValueError, match="plausible"):
         implausible_trade(trade, price=trade.price)
+
+
+def test_prepared_trades_go_out_paced_with_their_send_time_as_ingestion_time() -> None:
+    clock = FakeClock()
+    producer = FakeProducer(clock)
+    serializer = TradeSerializer(5)
+    feed = FeedProducer(producer, serializer, clock=clock, wall_clock=clock.wall)
+    prepared = [serializer.prepare(trade) for trade in trades(6)]
+
+    summary = feed.send_prepared(prepared, rate=10)
+
+    assert summary.count == 6
+    assert [entry.trade.message_id for entry in feed.ledger] == [
+        item.trade.message_id for item in prepared
+    ]
+    for number, entry in enumerate(feed.ledger):
+        sent = WALL_START + timedelta(seconds=number / 10)
+        assert entry.trade.ingestion_timestamp == sent
+        assert entry.sent_monotonic == pytest.approx(500.0 + number / 10)
+        # What went over the wire is the trade the ledger holds, send time included.
+        value = producer.messages[number][2]
+        assert value == serializer(entry.trade)
+
+
+def test_prepared_trades_that_fail_are_told_not_ledgered() -> None:
+    clock = FakeClock()
+    producer = FakeProducer(clock, failing=frozenset({1}), stuck=frozenset({3}))
+    serializer = TradeSerializer(5)
+    feed = FeedProducer(producer, serializer, clock=clock, wall_clock=clock.wall)
+    prepared = [serializer.prepare(trade) for trade in trades(5)]
+
+    with pytest.raises(DeliveryError, match="1 of 5 deliveries") as caught:
+        feed.send_prepared(prepared)
+
+    assert caught.value.failures[0].message_id == prepared[1].trade.message_id
+    assert caught.value.undelivered == 1
+    assert len(feed.ledger) == 3

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
@@ -89,3 +90,20 @@ def test_serialize_record_takes_a_plain_dict() -> None:
     trade = some_trades(1)[0]
     record: dict[str, Any] = trade.to_avro_dict()
     assert serializer.serialize_record(record) == serializer(trade)
+
+
+def test_a_prepared_trade_encodes_the_same_bytes_as_the_serializer() -> None:
+    serializer = TradeSerializer(7)
+    placeholder = datetime(2000, 1, 1, tzinfo=UTC)
+    sent = [
+        INGESTED,
+        datetime(2026, 5, 17, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),  # micros 0: a one-byte varint
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),  # negative: zigzag
+    ]
+    for trade, at in zip(some_trades(40), sent * 10, strict=True):
+        prepared = serializer.prepare(dataclasses.replace(trade, ingestion_timestamp=placeholder))
+        micros = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        expected = serializer(dataclasses.replace(trade, ingestion_timestamp=at))
+        assert prepared.encode(micros) == expected
+        assert prepared.key == trade.symbol.encode()
