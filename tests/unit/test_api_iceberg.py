@@ -592,3 +592,41 @@ def test_follower_survives_a_failing_catalog() -> None:
     worker.join(timeout=5)
     assert catalog.loads >= 3
     assert not worker.is_alive()
+
+
+def test_while_the_follower_keeps_up_requests_touch_no_catalog() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(n) for n in range(3)])
+    catalog = FakeCatalog(table)
+    repo = IcebergTradeRepository(lambda: cast(Catalog, catalog), table_max_age_s=0.05)
+    stop = threading.Event()
+    worker = threading.Thread(target=repo.follow, args=(stop,))
+    worker.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=5)
+        while repo.replica.latest is None and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.01)
+        loads_before = repo.catalog_loads()
+        for _ in range(20):  # within one max age: served from the follower's view
+            page = anyio.run(repo.trades, TradeFilter(), PageRequest(10, 0))
+            assert page.total == 3
+        assert repo.catalog_loads() == loads_before
+        table.commit(Operation.APPEND, [make_trade(7)])
+        deadline = datetime.now(UTC) + timedelta(seconds=5)
+        while anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0)).total < 4:
+            assert datetime.now(UTC) < deadline, "the follower never brought the commit"
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def test_without_a_follower_keeping_up_a_request_loads_and_refreshes_itself() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    catalog = FakeCatalog(table)
+    repo = IcebergTradeRepository(lambda: cast(Catalog, catalog), table_max_age_s=0.0)
+    assert anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0)).total == 1
+    table.commit(Operation.APPEND, [make_trade(2)])
+    assert anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0)).total == 2
+    assert catalog.loads == 2

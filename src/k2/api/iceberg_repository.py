@@ -9,8 +9,13 @@ and only the needed columns projected. Either way the Arrow work is `compute`'s;
 trades come from the replica's symbol index, so they cost what that symbol holds, not the
 whole table.
 
-A background follower (`follow`) loads the metadata about once a second and brings the
-replica along, so requests rarely find more than one new commit to read.
+A background follower (`follow`) brings the replica to the latest commit: every
+`table_max_age_s` while requests arrive, once a second when idle. While it keeps up, a
+`/v1/trades` request answers from its latest view, touching neither the catalog nor the
+storage, so a polling client costs the API a few milliseconds a request and the catalog
+nothing per request. A request that finds the follower behind (idle, or failing) loads and
+refreshes itself, as every request once did, so a commit is never served late by more than
+about `table_max_age_s` plus one refresh.
 
 pyiceberg blocks, so every call runs in a worker thread; a capacity limiter keeps concurrent
 reads from oversubscribing a two-core machine, and the readiness probe has its own limiter so
@@ -37,7 +42,7 @@ from pyiceberg.table import Table
 from k2.api import compute
 from k2.api.filters import iceberg_row_filter
 from k2.api.query import PageRequest, TradeFilter, utc_day_window
-from k2.api.replica import DEFAULT_MAX_ROWS, TradeReplica
+from k2.api.replica import DEFAULT_MAX_ROWS, ReplicaView, TradeReplica
 from k2.api.repository import (
     DaySummary,
     Readiness,
@@ -55,7 +60,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 FOLLOW_INTERVAL_S: Final = 1.0
-"""How often the background follower brings the replica up to date."""
+"""How often the background follower brings the replica up to date while nobody asks."""
+BUSY_WINDOW_S: Final = 5.0
+"""After a request, the follower keeps up every `table_max_age_s` for this long."""
 
 QUERY_CONCURRENCY: Final = 4
 """Reads at once: enough to overlap catalog and S3 waits, few enough for two cores."""
@@ -92,6 +99,9 @@ class IcebergTradeRepository:
         self._table_name = table_name
         self._replica = TradeReplica(replica_max_rows)
         self._table = SharedTable(self._load_from_catalog, table_max_age_s)
+        self._max_age_s = table_max_age_s
+        self._followed_at: float | None = None
+        self._last_request = float("-inf")
         self._queries = anyio.CapacityLimiter(QUERY_CONCURRENCY)
         self._probes = anyio.CapacityLimiter(2)
 
@@ -164,12 +174,25 @@ class IcebergTradeRepository:
         """See TradeRepository.trades."""
         return await self._run(self._trades, where, page)
 
+    def _followed_view(self) -> ReplicaView | None:
+        """The follower's latest view if it refreshed recently enough to be served as is."""
+        self._last_request = time.monotonic()
+        followed = self._followed_at
+        if followed is None or time.monotonic() - followed > 2 * self._max_age_s:
+            return None
+        return self._replica.latest
+
     def _trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
         began = time.perf_counter()
-        table = self._load()
-        loaded = time.perf_counter()
-        source = self._source(table, where, compute.TRADE_COLUMNS)
-        refreshed = time.perf_counter()
+        view = self._followed_view()
+        if view is not None:
+            loaded = refreshed = time.perf_counter()
+            source = _Source(view.rows, where, view.index)
+        else:
+            table = self._load()
+            loaded = time.perf_counter()
+            source = self._source(table, where, compute.TRADE_COLUMNS)
+            refreshed = time.perf_counter()
         if source.index is not None and source.still_to_apply.symbol is not None:
             rows, total = symbol_page(source.index, page, source.still_to_apply)
         else:
@@ -249,15 +272,16 @@ class IcebergTradeRepository:
     def follow(self, stop: threading.Event, interval: float = FOLLOW_INTERVAL_S) -> None:
         """Keep the replica current until `stop` is set (blocking: run it in a thread).
 
-        Requests refresh the replica themselves, so this is about cost, not correctness: it
-        fills the replica at start instead of on the first request, and after an idle spell
-        it has caught up one commit at a time instead of making one request read them all.
+        Every `table_max_age_s` while requests arrive (they are then served from its view),
+        every `interval` otherwise. It also fills the replica at start instead of on the
+        first request.
         """
         last_problem: str | None = None
         while not stop.is_set() and self._replica.off_reason is None:
             problem = None
             try:
                 self._replica.view(self._load())
+                self._followed_at = time.monotonic()
             except RepositoryUnavailableError as exc:
                 problem = str(exc)
             except Exception as exc:  # keep following; the next request will surface it
@@ -268,4 +292,5 @@ class IcebergTradeRepository:
                 else:
                     log.warning("replica not refreshed: %s", problem)
                 last_problem = problem
-            stop.wait(interval)
+            busy = time.monotonic() - self._last_request < BUSY_WINDOW_S
+            stop.wait(self._max_age_s if busy else interval)

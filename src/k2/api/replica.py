@@ -105,6 +105,11 @@ class TradeReplica:
         self.incremental_loads = 0
 
     @property
+    def latest(self) -> ReplicaView | None:
+        """The view as last refreshed (None before the first refresh or when off)."""
+        return self._view
+
+    @property
     def off_reason(self) -> str | None:
         """Why the replica is not used (None while it is)."""
         return self._off_reason
