@@ -34,6 +34,11 @@ def consumer_config(config: ConsumerConfig) -> dict[str, Any]:
         "partition.assignment.strategy": "range",
         # A topic created by someone else after the subscription is found within seconds.
         "topic.metadata.refresh.interval.ms": 10_000,
+        # Fetch at most ~20 times a second under a trickle instead of once per message:
+        # each fetch costs the broker and this process CPU, and 50 ms is small beside the
+        # batch age that closes a commit.
+        "fetch.wait.max.ms": 50,
+        "fetch.min.bytes": 32_768,
     }
     if config.group_instance_id:
         settings["group.instance.id"] = config.group_instance_id

@@ -18,9 +18,10 @@ Two table properties serve the streaming writer (one commit a second):
   read a hundred manifests and rewrote everything merged so far (measured 1.3 s, one
   commit in a hundred: a freshness p99 by itself); this way a merge reads at most eight
   small manifests and one medium one, and full merged manifests are left alone.
-- `write.metadata.previous-versions-max=10` with `delete-after-commit`: the metadata log (in
-  every metadata file, parsed by every reader and copied by every pyiceberg commit) stays
-  short, and old metadata files leave the bucket.
+- `write.metadata.previous-versions-max=10`: the metadata log (in every metadata file, parsed
+  by every reader and copied by every pyiceberg commit) stays short. Old metadata files stay
+  in the bucket (deleting them on every commit would add a request to each): orphan-file
+  clean-up is a maintenance job's, not the streaming writer's.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ TABLE_PROPERTIES: Final = {
     TableProperties.MANIFEST_MIN_MERGE_COUNT: "8",
     TableProperties.MANIFEST_TARGET_SIZE_BYTES: str(64 * 1024),
     TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: "10",
-    "write.metadata.delete-after-commit.enabled": "true",
 }
 """Set at creation, and brought back to these values on an existing table by ensure_table."""
 
