@@ -12,6 +12,7 @@ change one step, as with pytest-docker.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,15 +21,17 @@ import httpx
 import pytest
 from pytest_docker.plugin import DockerComposeExecutor
 
+from k2.feed.pool import FeedPool
 from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
 from tests.e2e.utils import reuse
 from tests.e2e.utils.compose_project import ComposeProject, engine_host
+from tests.e2e.utils.cpu_limit import CpuLimit, CpuLimitError, remove_unused
 from tests.e2e.utils.hops import Endpoints
 from tests.e2e.utils.performance_monitor import PerformanceMonitor
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.redact import Redactor, secrets_in
-from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP
+from tests.e2e.utils.run_identity import LABEL_CONFIG_HASH, LABEL_KEEP, PROJECT_PREFIX
 from tests.e2e.utils.stats_sampler import StatsSampler
 from tests.e2e.utils.sweep import sweep
 
@@ -66,6 +69,17 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
     except PreflightError as exc:
         pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
     labels = k2_e2e.identity.labels()
+    cgroup_parent = None
+    if options.cpus is not None:
+        limit = CpuLimit(options.cpus, PROJECT_PREFIX)
+        try:
+            limit.check(str(probe.docker.info().cgroup_driver), engine_host() == "127.0.0.1")
+            limit.create()
+        except CpuLimitError as exc:
+            pytest.exit(f"k2-e2e preflight: {exc}", returncode=4)
+        # This process (the watch) and the feed workers it starts share the limit too.
+        k2_e2e.cpu_limit = (limit, limit.join(os.getpid()))
+        cgroup_parent = limit.cgroup_parent
     if options.reuse:
         digest = reuse.config_hash(everything, probe.docker)
         name = reuse.reuse_project_name(digest, k2_e2e.worker)
@@ -84,6 +98,7 @@ def compose_project(pytestconfig: pytest.Config, k2_e2e: E2ESession) -> ComposeP
         labels=labels,
         host=engine_host(),
         everything=everything,
+        cgroup_parent=cgroup_parent,
     )
     # The model holds every secret as compose resolved it, K2_API_KEY from the environment too.
     k2_e2e.redactor = Redactor(secrets_in(everything))
@@ -152,6 +167,8 @@ async def docker_manager(
                 compose_project.root / ".build" / "e2e" / "runs" / verdict.project,
                 ignore_errors=True,
             )
+    for name in remove_unused(PROJECT_PREFIX):
+        say(f"k2-e2e: removed unused CPU-limit cgroup {name}")
     executor = DockerComposeExecutor(
         docker_compose_command, docker_compose_file, docker_compose_project_name
     )
@@ -176,6 +193,7 @@ async def docker_manager(
     finally:
         k2_e2e.sampler.stop()
         await manager.stop_stack()
+        k2_e2e.release_cpu_limit()
         if not manager.keep:
             shutil.rmtree(compose_project.env_file.parent, ignore_errors=True)
 
@@ -235,6 +253,22 @@ def api(endpoints: Endpoints, docker_manager: dm.E2EDockerManager) -> Iterator[h
         timeout=30,
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def e2e_cpus(k2_e2e: E2ESession) -> float | None:
+    """The CPU limit the run's stack and tests share (--e2e-cpus), None when unlimited."""
+    return k2_e2e.options.cpus
+
+
+@pytest.fixture(scope="session")
+def feed_pool(
+    full_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+) -> Iterator[FeedPool]:
+    """The feed's worker processes, connected once for the session (see k2.feed.pool)."""
+    endpoints = Endpoints.of(docker_manager.project)
+    with FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="session")

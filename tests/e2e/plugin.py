@@ -7,6 +7,7 @@ pytest is given. The fixtures themselves are in `tests/e2e/conftest.py`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 from collections.abc import Generator
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.e2e.utils.cpu_limit import CpuLimit
 from tests.e2e.utils.options import E2EOptions, add_options
 from tests.e2e.utils.performance_monitor import JSON_NAME, PLOT_NAME, PerformanceMonitor
 from tests.e2e.utils.redact import Redactor
@@ -51,6 +53,17 @@ class E2ESession:
     bundles: list[Path] = field(default_factory=list)
     worker_rows: list[ServiceRow] = field(default_factory=list)
     setup_bundle: Path | None = None
+    cpu_limit: tuple[CpuLimit, str] | None = None
+    """The --e2e-cpus cgroup this process joined, and the cgroup it came from."""
+
+    def release_cpu_limit(self) -> None:
+        """Leave the --e2e-cpus cgroup and remove it unless another run still uses it."""
+        if self.cpu_limit is None:
+            return
+        limit, came_from = self.cpu_limit
+        self.cpu_limit = None
+        limit.leave(os.getpid(), came_from)
+        limit.remove()
 
     def rows(self) -> list[ServiceRow]:
         """Summary rows of this process's stack plus those reported by xdist workers."""
@@ -220,6 +233,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.sampler.stop()
     if state.manager is not None:
         state.manager.stop_now()
+    state.release_cpu_limit()
     rows = state.rows()
     if rows:
         summary = state.options.artifacts / f"stack-summary-{state.worker or 'main'}.json"

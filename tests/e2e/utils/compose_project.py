@@ -91,6 +91,7 @@ class ComposeProject:
         labels: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         everything: dict[str, Any] | None = None,
+        cgroup_parent: str | None = None,
     ) -> ComposeProject:
         """Write the project's variables file (and labels overlay) and describe it.
 
@@ -114,7 +115,9 @@ class ComposeProject:
         if labels:
             everything = project.everything()
             overlay = env_dir / f"{name}.labels.json"
-            overlay.write_text(json.dumps(labels_overlay(everything, labels), indent=2))
+            overlay.write_text(
+                json.dumps(labels_overlay(everything, labels, cgroup_parent), indent=2)
+            )
             project = dataclasses.replace(
                 project, extra_files=(overlay,), all_profiles_model=everything
             )
@@ -190,11 +193,17 @@ class ComposeProject:
         self.docker.compose.down(volumes=True, remove_orphans=True, quiet=True)
 
 
-def labels_overlay(model: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    """A compose overlay putting `labels` on every service, network and volume of `model`."""
+def labels_overlay(
+    model: dict[str, Any], labels: dict[str, str], cgroup_parent: str | None = None
+) -> dict[str, Any]:
+    """A compose overlay putting `labels` on every service, network and volume of `model`.
+
+    With `cgroup_parent`, every service's containers also go into that cgroup (--e2e-cpus).
+    """
     networks = set(model.get("networks") or {}) | {"default"}
+    extra = {"cgroup_parent": cgroup_parent} if cgroup_parent else {}
     return {
-        "services": {name: {"labels": labels} for name in model.get("services") or {}},
+        "services": {name: {"labels": labels, **extra} for name in model.get("services") or {}},
         "networks": {name: {"labels": labels} for name in sorted(networks)},
         "volumes": {name: {"labels": labels} for name in model.get("volumes") or {}},
     }

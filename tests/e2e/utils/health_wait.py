@@ -88,6 +88,7 @@ def observe(docker: DockerClient, services: list[str]) -> dict[str, ContainerSta
                 for target, bindings in ports.items()
                 if bindings
             },
+            pid=int(state.get("Pid") or 0),
         )
     return states
 

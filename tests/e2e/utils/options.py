@@ -61,6 +61,14 @@ OPTIONS = {
         "K2_E2E_ARTIFACTS",
         f"directory for failure bundles and reports (default ./{DEFAULT_ARTIFACTS})",
     ),
+    "cpus": Option(
+        "--e2e-cpus",
+        "e2e_cpus",
+        "K2_E2E_CPUS",
+        "run the stack and the tests as if on a slower machine: N cores in all for every "
+        "container, the tests and their feed (e.g. 1 on a 2-core machine: half the CPU); "
+        "needs a local engine with the cgroupfs driver",
+    ),
     "freshness_slo": Option(
         "--e2e-freshness-slo",
         "e2e_freshness_slo",
@@ -113,6 +121,7 @@ class E2EOptions:
     reuse: bool
     artifacts: Path
     freshness_slo_s: float = DEFAULT_FRESHNESS_SLO_S
+    cpus: float | None = None
 
     @classmethod
     def resolve(
@@ -158,12 +167,22 @@ class E2EOptions:
             raise OptionError(
                 f"--e2e-freshness-slo {slo!r} is not a positive number of seconds (e.g. 3 or 2.5)"
             )
+        cpus_text = pick("cpus")
+        try:
+            cpus = float(cpus_text) if cpus_text not in (None, "") else None
+        except ValueError:
+            cpus = -1.0
+        if cpus is not None and not 0 < cpus < float("inf"):
+            raise OptionError(
+                f"--e2e-cpus {cpus_text!r} is not a positive number of cores (e.g. 1 or 1.5)"
+            )
         return cls(
             profile=profile,
             keep=keep or reuse,
             reuse=reuse,
             artifacts=artifacts,
             freshness_slo_s=slo_s,
+            cpus=cpus,
         )
 
     @classmethod

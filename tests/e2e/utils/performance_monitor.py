@@ -188,6 +188,10 @@ class RunResult:
     commits: int
     freshness_sample: list[float] = field(default_factory=list, repr=False)
     """Up to PLOT_SAMPLES freshness values in send order, for the plot."""
+    costs: dict[str, Any] = field(default_factory=dict)
+    """What the run cost the machine (see run_costs): cores per service, observer, commits."""
+    machine: dict[str, Any] = field(default_factory=dict)
+    """The machine's calibration figure and CPU limit, to compare runs across machines."""
 
     @classmethod
     def from_watch(
@@ -196,8 +200,16 @@ class RunResult:
         target_rate: float | None,
         entries: Sequence[LedgerEntry],
         watch: PipelineWatch,
+        costs: dict[str, Any] | None = None,
+        machine: dict[str, Any] | None = None,
     ) -> RunResult:
         """Measure a finished run: the feed's ledger entries and the watch that timed them."""
+        missed = watch.missed_commits()
+        if missed:
+            raise MeasurementError(
+                f"the watch missed {len(missed)} commits (sequence numbers {missed[:5]}...): "
+                "they were expired before it polled the catalog; commit times would be guesses"
+            )
         times = sorted(hop_times(entries, watch.commits, watch.visibility), key=lambda t: t.sent_at)
         first_sent, last_sent = times[0].sent_at, times[-1].sent_at
         last_visible = max(t.sent_at + t.visible_s for t in times)
@@ -220,7 +232,47 @@ class RunResult:
             visibility_resolution_s=round(_poll_gap(watch.visibility), 4),
             commits=len({c.snapshot_id for c in watch.commits}),
             freshness_sample=[t.freshness_s for t in times[::step]],
+            costs=costs or {},
+            machine=machine or {},
         )
+
+    def context(self) -> str:
+        """What a timing verdict carries besides the figure itself.
+
+        The machine, each hop, where commits went and what everything cost: enough for a
+        reader to tell a slow pipeline from a slow machine.
+        """
+        lines = [
+            "machine: "
+            + (
+                ", ".join(f"{key} {value}" for key, value in self.machine.items()) or "not recorded"
+            ),
+            "per hop p50/p99 s: "
+            + ", ".join(f"{hop} {p.p50:.2f}/{p.p99:.2f}" for hop, p in self.hops.items())
+            + f"; visibility timed to {self.visibility_resolution_s * 1000:.0f} ms",
+        ]
+        timing = self.costs.get("commit_timing_ms") or {}
+        if timing.get("commits"):
+            lines.append(
+                f"consumer commits, last {timing['commits']} (p50/p95 ms): "
+                + ", ".join(
+                    f"{name} {spread['p50']:.0f}/{spread['p95']:.0f}"
+                    for name, spread in timing.items()
+                    if isinstance(spread, dict)
+                )
+            )
+        cores = self.costs.get("cores") or {}
+        if cores:
+            lines.append(
+                f"CPU cores used during the run (of {self.costs.get('machine_cores')}): "
+                + ", ".join(f"{name} {used:.2f}" for name, used in sorted(cores.items()))
+            )
+        if "api_requests_per_s" in self.costs:
+            lines.append(
+                f"observer: {self.costs['api_requests_per_s']} API requests/s, "
+                f"{self.costs.get('catalog_loads_per_api_request')} catalog loads per request"
+            )
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON, rounded to the microsecond; the plot sample is kept for merging."""

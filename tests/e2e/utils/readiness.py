@@ -31,6 +31,7 @@ class ContainerState:
     exit_code: int = 0
     health_log: tuple[str, ...] = ()  # last health-check outputs, most recent last
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
+    pid: int = 0  # the main process's pid on the engine's host (0 when not running)
 
     def describe(self) -> str:
         """Short human form: 'running (starting)', 'exited (1)'."""
