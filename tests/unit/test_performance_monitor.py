@@ -116,9 +116,13 @@ def test_percentiles_are_inclusive_order_statistics() -> None:
 class _Watch:
     """What RunResult reads from a PipelineWatch."""
 
-    def __init__(self) -> None:
+    def __init__(self, missed: list[int] | None = None) -> None:
         self.commits = COMMITS
         self.visibility = SEEN
+        self.missed = missed or []
+
+    def missed_commits(self) -> list[int]:
+        return self.missed
 
 
 def _run(name: str = "unit") -> RunResult:
@@ -225,3 +229,32 @@ def test_watch_guard_stops_the_wait_at_once() -> None:
 
     with _watching(_total(0), _Table([])) as watch, pytest.raises(RuntimeError, match="exited"):
         watch.wait_until_visible({"AAAUSDT": 1}, deadline_s=60, guard=guard)
+
+
+def test_a_watch_that_missed_commits_fails_the_measurement() -> None:
+    with pytest.raises(MeasurementError, match="missed 2 commits"):
+        RunResult.from_watch("unit", 10.0, ENTRIES, _Watch(missed=[7, 8]))  # type: ignore[arg-type]
+
+
+def test_the_verdict_context_names_the_machine_the_hops_and_the_costs() -> None:
+    run = RunResult.from_watch(
+        "unit",
+        10.0,
+        ENTRIES,
+        _Watch(),  # type: ignore[arg-type]
+        costs={
+            "cores": {"consumer-crypto": 0.5, "machine": 1.9},
+            "machine_cores": 2,
+            "api_requests_per_s": 60.0,
+            "catalog_loads_per_api_request": 0.08,
+            "commit_timing_ms": {"commits": 3, "total": {"p50": 300.0, "p95": 500.0}},
+        },
+        machine={"calibration_ms": 140.0, "cpu_limit_cores": 1.0},
+    )
+    context = run.context()
+    assert "calibration_ms 140.0" in context
+    assert "cpu_limit_cores 1.0" in context
+    assert "commit " in context
+    assert "consumer commits, last 3 (p50/p95 ms): total 300/500" in context
+    assert "consumer-crypto 0.50, machine 1.90" in context
+    assert "60.0 API requests/s, 0.08 catalog loads per request" in context

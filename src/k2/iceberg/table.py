@@ -18,6 +18,10 @@ Two table properties serve the streaming writer (one commit a second):
   read a hundred manifests and rewrote everything merged so far (measured 1.3 s, one
   commit in a hundred: a freshness p99 by itself); this way a merge reads at most eight
   small manifests and one medium one, and full merged manifests are left alone.
+- Column metrics (bounds and counts in every manifest entry) only for `symbol` and
+  `timestamp`, the columns queries filter on: with the default (every column) a manifest
+  entry carries 17 columns of statistics, which pyiceberg encodes and decodes in Python on
+  every commit and every read of the manifests.
 - `write.metadata.previous-versions-max=10`: the metadata log (in every metadata file, parsed
   by every reader and copied by every pyiceberg commit) stays short. Old metadata files stay
   in the bucket (deleting them on every commit would add a request to each): orphan-file
@@ -62,6 +66,9 @@ TABLE_PROPERTIES: Final = {
     TableProperties.MANIFEST_MIN_MERGE_COUNT: "8",
     TableProperties.MANIFEST_TARGET_SIZE_BYTES: str(64 * 1024),
     TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: "10",
+    TableProperties.DEFAULT_WRITE_METRICS_MODE: "none",
+    f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.symbol": "full",
+    f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.timestamp": "full",
 }
 """Set at creation, and brought back to these values on an existing table by ensure_table."""
 

@@ -28,9 +28,9 @@ from k2.model import TOPIC
 from tests.e2e.utils.hops import api_total, poll_until
 
 API_INTERVAL_S: Final = 0.05
-"""Pause between rounds of API polls: visibility timed to ~60 ms. The API answers them from
-metadata it shares between requests (one catalog load per 150 ms at most), so the rounds cost
-the stack a few percent of a core, not the catalog loads per request they once did."""
+"""Pause between rounds of API polls. The API answers them from its follower's view of the
+table (no catalog load per request), so the rounds cost the stack a few percent of a core,
+not the catalog loads per request they once did."""
 CATALOG_INTERVAL_S: Final = 1.0
 """The consumer keeps at least 10 snapshots, 2.5 s of commits at its fastest (4 a second);
 a missed one is detected (`missed_commits`) and fails the measurement, never guessed."""
