@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from tests.e2e.utils.docker_manager import E2EDockerManager
     from tests.e2e.utils.stats_sampler import StatsSampler
 
+CGROUP_RELEASE_S = 5.0
 STACK_FIXTURES = frozenset({"docker_manager", "minimal_stack", "full_stack", "api_client"})
 _RUN_ID_KEY = "k2_e2e_run_id"
 _SUMMARY_KEY = "k2_e2e_summary"
@@ -63,7 +65,11 @@ class E2ESession:
         limit, came_from = self.cpu_limit
         self.cpu_limit = None
         limit.leave(os.getpid(), came_from)
-        limit.remove()
+        # Processes this run started in it (the feed's workers, a docker CLI call of the
+        # stats sampler) may take a moment to exit; another run's keep it busy for good.
+        deadline = time.monotonic() + CGROUP_RELEASE_S
+        while not limit.remove() and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def rows(self) -> list[ServiceRow]:
         """Summary rows of this process's stack plus those reported by xdist workers."""

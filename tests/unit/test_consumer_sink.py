@@ -330,16 +330,29 @@ def test_ensure_table_turns_pyiceberg_retries_off_on_an_existing_table(
     assert again.properties["commit.manifest-merge.enabled"] == "true"
 
 
-def test_old_snapshots_are_expired_and_the_offsets_survive(table: Table) -> None:
-    sink = IcebergSink(table, topic=TOPIC, group=CONSUMER_GROUP, keep_snapshots=3, expire_every=4)
+def test_old_snapshots_are_expired_with_an_append_and_the_offsets_survive(
+    table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = IcebergSink(table, topic=TOPIC, group=CONSUMER_GROUP, keep_snapshots=3)
     rows = trades(10)
+    commits: list[int] = []
+    commit_table = table.catalog.commit_table
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        commits.append(1)
+        return commit_table(*args, **kwargs)
+
+    monkeypatch.setattr(table.catalog, "commit_table", counted)
     for offset, trade in enumerate(rows):
         sink.commit(batch_of([(offset % 2, offset, trade)]))
 
-    # Expired after commits 4 and 8, keeping 3 each time; commits 9 and 10 added since.
-    assert len(table.metadata.snapshots) == 5
+    # Commit 8 found 7 snapshots (3 kept + 4 of slack) and expired all but the newest 2 in
+    # its own transaction, leaving 3; commits 9 and 10 added theirs.
+    assert [s.sequence_number for s in table.metadata.snapshots] == [6, 7, 8, 9, 10]
     assert sink.stored_offsets() == {0: 9, 1: 10}
     assert len(table_rows(table)) == 10
+    # One catalog commit per batch: expiry never made one of its own.
+    assert len(commits) == 10
 
 
 def test_drop_landed_keeps_rows_at_or_after_the_stored_offset() -> None:

@@ -19,9 +19,9 @@ from typing import Final
 
 from pyiceberg.table import Table
 
-DEFAULT_MAX_AGE_S: Final = 0.3
+DEFAULT_MAX_AGE_S: Final = 0.2
 """Staleness a request may see, and how often the follower reloads while clients ask: at
-most ~3 catalog loads a second under any request rate. At 0.15 s the loads alone took about
+most 5 catalog loads a second under any request rate. At 0.15 s the loads alone took about
 0.3 core of a 2-core machine (API and catalog together) during a 1,000 msg/s run."""
 
 

@@ -7,13 +7,15 @@ writer's, or an earlier attempt whose answer was lost) and tries again with the 
 never relies on pyiceberg's own commit retry, which would replay the same rows and the same,
 now stale, offsets onto the new head: `ensure_table` turns that retry off for this table.
 
-The sink also expires old snapshots (metadata only; no file is deleted), keeping the newest
-`keep_snapshots`: at one commit a second the snapshot list would otherwise grow by 3600 an
-hour, and pyiceberg 0.12 deep-copies the whole table metadata about 19 times per append, so
+The sink also expires old snapshots (metadata only; no file is deleted), keeping about the
+newest `keep_snapshots`: at one commit a second the snapshot list would otherwise grow by 3600
+an hour, and pyiceberg 0.12 deep-copies the whole table metadata about 19 times per append, so
 commits slow down with every snapshot kept (measured: 60 ms at the first commit, 780 ms at the
 600th; with 50-100 snapshots kept, 18 ms per copy and a third of each commit on a 2-core
-machine). Ten to twenty snapshots cover the last several seconds of commits, which is what
-readers following the table need.
+machine). Expiry rides in the append's own transaction, once a few snapshots are over the
+limit: no separate catalog commit (one in ten commits used to pay for a second one). Eight to
+twelve snapshots cover the last seconds of commits, which is what readers following the
+table need.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
+from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from k2.consumer.batch import SealedBatch
 from k2.consumer.commit_timing import CLOCK, CommitBreakdown, CommitClock
@@ -45,8 +48,10 @@ from k2.iceberg.table import COMMIT_NUM_RETRIES, TRADES_SCHEMA
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS: Final = 8
-DEFAULT_KEEP_SNAPSHOTS: Final = 10
-DEFAULT_EXPIRE_EVERY: Final = 10
+DEFAULT_KEEP_SNAPSHOTS: Final = 8
+EXPIRE_SLACK: Final = 4
+"""Snapshots allowed over `keep_snapshots` before expiring: each expired id costs pyiceberg
+two metadata copies, so a few go at once rather than one per commit."""
 
 
 class CommitConflictError(RuntimeError):
@@ -102,7 +107,6 @@ class IcebergSink:
         group: str,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
-        expire_every: int = DEFAULT_EXPIRE_EVERY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         timing: CommitClock = CLOCK,
@@ -123,8 +127,6 @@ class IcebergSink:
         self._table = table
         self._max_attempts = max_attempts
         self._keep_snapshots = max(1, keep_snapshots)
-        self._expire_every = max(1, expire_every)
-        self._commits_since_expiry = 0
         self._sleep = sleep
         self._clock = clock
         self._timing = timing
@@ -176,7 +178,11 @@ class IcebergSink:
                         seconds=self._clock() - started,
                     )
                 properties = {OFFSETS_PROPERTY: encode_offsets(self.topic, self.group, merged)}
-                self._table.append(rows, snapshot_properties=properties)
+                expired = self._expirable()
+                with self._table.transaction() as transaction:
+                    transaction.append(rows, snapshot_properties=properties)
+                    if expired:
+                        ExpireSnapshots(transaction).by_ids(expired).commit()
             except CommitFailedException as exc:
                 self._stale = True
                 log.warning(
@@ -191,7 +197,8 @@ class IcebergSink:
                 self._stale = True
                 raise
             snapshot = self._table.metadata.current_snapshot()
-            self._maybe_expire()
+            if expired:
+                log.info("expired %d old snapshots with this commit", len(expired))
             return CommitOutcome(
                 committed=True,
                 rows=len(rows),
@@ -206,32 +213,21 @@ class IcebergSink:
             "conflicting attempts"
         )
 
-    def _maybe_expire(self) -> None:
-        """Every `expire_every` commits, expire all but the newest `keep_snapshots` snapshots.
+    def _expirable(self) -> list[int]:
+        """Snapshots to expire with the next append (it adds one), oldest first; often none.
 
-        Best effort: a failure is logged and retried at the next round. The newest snapshot,
-        which carries the cumulative offsets, is never among the expired.
+        The newest snapshot, which carries the cumulative offsets, is never among them, nor
+        any branch or tag head.
         """
-        self._commits_since_expiry += 1
-        if self._commits_since_expiry < self._expire_every:
-            return
-        self._commits_since_expiry = 0
         metadata = self._table.metadata
+        if len(metadata.snapshots) + 1 <= self._keep_snapshots + EXPIRE_SLACK:
+            return []
         protected = {ref.snapshot_id for ref in metadata.refs.values()}
         snapshots = sorted(
             metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms)
         )
-        expired = [
+        return [
             s.snapshot_id
-            for s in snapshots[: -self._keep_snapshots]
+            for s in snapshots[: -(self._keep_snapshots - 1) or None]
             if s.snapshot_id not in protected
         ]
-        if not expired:
-            return
-        try:
-            self._table.maintenance.expire_snapshots().by_ids(expired).commit()
-        except Exception as exc:  # maintenance must never fail the writer
-            self._stale = True
-            log.warning("expiring %d old snapshots failed: %s", len(expired), exc)
-        else:
-            log.info("expired %d old snapshots, kept %d", len(expired), self._keep_snapshots)

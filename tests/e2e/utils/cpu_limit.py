@@ -37,6 +37,19 @@ def _unified(root: Path) -> bool:
     return (root / "cgroup.controllers").exists()
 
 
+def _descends(pid: int, ancestor: int) -> bool:
+    """Whether `ancestor` started `pid`, directly or not (per /proc)."""
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class CpuLimit:
     """A CPU quota of `cpus` cores shared by everything placed in the cgroup `name`."""
@@ -113,10 +126,18 @@ class CpuLimit:
         return before
 
     def leave(self, pid: int, back_to: str) -> None:
-        """Move `pid` back to the cgroup `join` returned; a process that ended needs nothing."""
+        """Move `pid` and every process it started that is still here back to `back_to`.
+
+        Children outlive their use at times (multiprocessing's resource tracker lives as long
+        as its parent): left here, they would keep the cgroup from being removed.
+        """
         base = self.root if _unified(self.root) else self.root / "cpu"
-        with contextlib.suppress(ProcessLookupError):
-            (base / back_to.lstrip("/") / "cgroup.procs").write_text(f"{pid}\n")
+        target = base / back_to.lstrip("/") / "cgroup.procs"
+        here = self._cpu_dir() / "cgroup.procs"
+        members = [int(p) for p in here.read_text().split()] if here.exists() else []
+        for member in [pid, *(m for m in members if m != pid and _descends(m, pid))]:
+            with contextlib.suppress(ProcessLookupError):
+                target.write_text(f"{member}\n")
 
     def _current_of(self, pid: int) -> str:
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
