@@ -154,13 +154,13 @@ def test_ready_is_one_line_for_the_container_healthcheck(
 
 def test_commit_timing_is_summarised_per_phase(state: HealthState) -> None:
     for total in (100.0, 200.0, 300.0):
-        breakdown = CommitBreakdown({"encode": total / 2, "catalog": total / 4}, total)
+        breakdown = CommitBreakdown({"data_files": total / 2, "catalog": total / 4}, total)
         state.committed(1, 0, 0, waited_s=0.5, breakdown=breakdown)
 
     timing = state.document()["commit_timing_ms"]
 
     assert timing["commits"] == 3
     assert timing["total"] == {"p50": 200.0, "p95": 290.0, "max": 300.0}
-    assert timing["encode"]["max"] == 150.0
+    assert timing["data_files"]["max"] == 150.0
     assert timing["waited"]["p50"] == 500.0
-    assert timing["upload"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    assert timing["manifests"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}
