@@ -129,7 +129,9 @@ def observer_cost(
         "idle_cores": idle,
         "watched_cores": watched,
         "attributable_cores": extra,
-        "attributable_total_cores": round(sum(extra.values()), 3),
+        "attributable_total_cores": round(
+            sum(used for name, used in extra.items() if name != "machine"), 3
+        ),
         "api_requests_per_s": round(requests / seconds, 1),
         "catalog_loads_idle": idle_loads,
         "catalog_loads_watched": loads,

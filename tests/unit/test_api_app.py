@@ -151,6 +151,11 @@ def test_trades_answer_with_server_timing(client: TestClient) -> None:
     assert float(phases["serialize"]) >= 0
 
 
+def test_trades_name_the_snapshot_they_were_read_from(client: TestClient) -> None:
+    response = client.get("/v1/trades", headers=AUTH)
+    assert response.headers["X-K2-Snapshot-Id"] == "1"  # the in-memory repository's
+
+
 def test_correlation_id_is_taken_from_the_request_and_echoed(client: TestClient) -> None:
     response = client.get("/v1/trades", headers={**AUTH, "X-Correlation-ID": "abc-123"})
     assert response.headers["X-Correlation-ID"] == "abc-123"

@@ -630,3 +630,14 @@ def test_without_a_follower_keeping_up_a_request_loads_and_refreshes_itself() ->
     table.commit(Operation.APPEND, [make_trade(2)])
     assert anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0)).total == 2
     assert catalog.loads == 2
+
+
+def test_a_page_names_the_snapshot_it_was_read_from() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    repo = repository(table)
+    first = anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0))
+    table.commit(Operation.APPEND, [make_trade(2)])
+    second = anyio.run(repo.trades, TradeFilter(), PageRequest(1, 0))
+    assert first.snapshot_id is not None
+    assert second.snapshot_id not in (None, first.snapshot_id)

@@ -24,6 +24,7 @@ from tests.e2e.utils.performance_monitor import (
     Percentiles,
     PerformanceMonitor,
     RunResult,
+    _poll_gap,
     hop_times,
 )
 from tests.e2e.utils.pipeline_watch import CommitSeen, PipelineWatch, Visibility
@@ -63,7 +64,7 @@ def _commit(seq: int, at: float, **nexts: int) -> CommitSeen:
 
 
 def _seen(symbol: str, total: int, at: float) -> Visibility:
-    return Visibility(symbol, total, T0 + at, 0.01)
+    return Visibility(symbol, total, T0 + at, 0.01, T0 + at)
 
 
 ENTRIES = [
@@ -258,3 +259,14 @@ def test_the_verdict_context_names_the_machine_the_hops_and_the_costs() -> None:
     assert "consumer commits, last 3 (p50/p95 ms): total 300/500" in context
     assert "consumer-crypto 0.50, machine 1.90" in context
     assert "60.0 API requests/s, 0.08 catalog loads per request" in context
+
+
+def test_visibility_is_timed_to_the_gap_before_the_answer_that_first_showed_a_snapshot() -> None:
+    answers = [
+        Visibility("AUSDT", 0, T0 + 0.00, 0.01, T0 + 0.00),
+        Visibility("AUSDT", 0, T0 + 0.00, 0.01, T0 + 0.06),  # the same snapshot again
+        Visibility("BUSDT", 2, T0 + 0.12, 0.01, T0 + 0.12),  # first showed a new snapshot
+        Visibility("AUSDT", 1, T0 + 0.12, 0.01, T0 + 0.13),  # asked at once, dated by it
+        Visibility("CUSDT", 3, T0 + 0.30, 0.01, T0 + 0.30),  # the next snapshot
+    ]
+    assert _poll_gap(answers) == pytest.approx((0.06 + 0.17) / 2)

@@ -80,6 +80,7 @@ class _Source:
     rows: pa.Table
     still_to_apply: TradeFilter
     index: SymbolIndex | None = None
+    snapshot_id: int | None = None
 
 
 class IcebergTradeRepository:
@@ -155,9 +156,14 @@ class IcebergTradeRepository:
         try:
             view = self._replica.view(table)
             if view is not None:
-                return _Source(view.rows, where, view.index)
+                return _Source(view.rows, where, view.index, view.snapshot_id)
             scan = table.scan(row_filter=iceberg_row_filter(where), selected_fields=tuple(columns))
-            return _Source(scan.to_arrow().select(list(columns)), TradeFilter())
+            snapshot = table.current_snapshot()
+            return _Source(
+                scan.to_arrow().select(list(columns)),
+                TradeFilter(),
+                snapshot_id=snapshot.snapshot_id if snapshot is not None else None,
+            )
         except _UNAVAILABLE as exc:
             raise RepositoryUnavailableError(
                 f"reading {self._table_name} failed: {type(exc).__name__}: {exc}"
@@ -187,7 +193,7 @@ class IcebergTradeRepository:
         view = self._followed_view()
         if view is not None:
             loaded = refreshed = time.perf_counter()
-            source = _Source(view.rows, where, view.index)
+            source = _Source(view.rows, where, view.index, view.snapshot_id)
         else:
             table = self._load()
             loaded = time.perf_counter()
@@ -203,7 +209,9 @@ class IcebergTradeRepository:
             "read": (refreshed - loaded) * 1000,
             "page": (done - refreshed) * 1000,
         }
-        return TradePage(rows.select(list(compute.TRADE_COLUMNS)), total, timings)
+        return TradePage(
+            rows.select(list(compute.TRADE_COLUMNS)), total, timings, source.snapshot_id
+        )
 
     async def symbols(self) -> list[str]:
         """See TradeRepository.symbols."""

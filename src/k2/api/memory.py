@@ -88,7 +88,7 @@ class InMemoryTradeRepository:
         """See TradeRepository.trades."""
         self._check()
         rows, total = compute.newest_first_page(self.rows, page, where)
-        return TradePage(rows, total)
+        return TradePage(rows, total, snapshot_id=self.snapshot_id)
 
     async def symbols(self) -> list[str]:
         """See TradeRepository.symbols."""

@@ -34,6 +34,8 @@ class TradePage:
     rows: pa.Table
     total: int
     timings: Mapping[str, float] = field(default_factory=dict)
+    snapshot_id: int | None = None
+    """The table snapshot the page was read from (None: an empty table or not Iceberg)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

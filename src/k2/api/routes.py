@@ -5,7 +5,9 @@ work in worker threads. `/v1/trades` builds its JSON directly (up to 10 000 rows
 more to validate through pydantic than to query); its shape is still documented by
 TradesResponse and checked against it by the unit tests. It also answers with a
 Server-Timing header (catalog load, read, paging, serialisation, in ms), so a slow request
-shows any client where its time went.
+shows any client where its time went, and with `X-K2-Snapshot-Id`, the table snapshot it
+read: answers only ever move forward, so a client that sees a new id knows that every trade
+of that snapshot is served from then on (the E2E watch times visibility by it).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     422: {"model": ErrorResponse, "description": "A parameter is invalid"},
     503: {"model": ErrorResponse, "description": "The catalog or the table is unavailable"},
 }
+
+
+SNAPSHOT_HEADER: Final = "X-K2-Snapshot-Id"
 
 
 def meta(request: Request) -> Meta:
@@ -137,7 +142,14 @@ def build_router(repository: TradeRepository, api_key: ApiKeyCheck) -> APIRouter
         return Response(
             payload,
             media_type="application/json",
-            headers={"Server-Timing": server_timing(timings)},
+            headers={
+                "Server-Timing": server_timing(timings),
+                **(
+                    {SNAPSHOT_HEADER: str(result.snapshot_id)}
+                    if result.snapshot_id is not None
+                    else {}
+                ),
+            },
         )
 
     @router.get(

@@ -186,9 +186,15 @@ def iceberg_records(endpoints: Endpoints, symbols: Iterable[str]) -> list[Canoni
 
 def api_total(client: httpx.Client, symbol: str) -> int:
     """How many trades of `symbol` the API serves now (one cheap request); raises on an error."""
+    return api_total_at(client, symbol)[0]
+
+
+def api_total_at(client: httpx.Client, symbol: str) -> tuple[int, int | None]:
+    """`api_total` and the table snapshot the answer was read from (None if not said)."""
     response = client.get("/v1/trades", params={"symbol": symbol, "limit": 1})
     response.raise_for_status()
-    return int(response.json()["pagination"]["total"])
+    snapshot = response.headers.get("X-K2-Snapshot-Id")
+    return int(response.json()["pagination"]["total"]), int(snapshot) if snapshot else None
 
 
 def api_trades(client: httpx.Client, symbol: str, **params: Any) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ clock, so the hops compare directly (a remote engine would add its clock offset)
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import os
 import statistics
@@ -156,13 +157,18 @@ def _rate(count: int, seconds: float) -> float | None:
 
 
 def _poll_gap(seen: Sequence[Visibility]) -> float:
-    """Median time between two answers for the same symbol: how finely visibility is timed."""
-    gaps: list[float] = []
-    last: dict[str, float] = {}
-    for answer in sorted(seen, key=lambda a: a.seen_at):
-        if answer.symbol in last:
-            gaps.append(answer.seen_at - last[answer.symbol])
-        last[answer.symbol] = answer.seen_at
+    """How finely visibility is timed (median seconds).
+
+    For each snapshot, the time from the answer before the one that first showed it. Every
+    answer names the snapshot it was read from and the first one showing it dates all totals
+    there, so the uncertainty is the gap between two answers of any symbol.
+    """
+    ordered = sorted(seen, key=lambda answer: answer.arrived)
+    gaps = [
+        answer.arrived - previous.arrived
+        for previous, answer in itertools.pairwise(ordered)
+        if answer.seen_at == answer.arrived
+    ]
     return statistics.median(gaps) if gaps else 0.0
 
 

@@ -2,8 +2,12 @@
 
 Two background threads observe, so the timing does not depend on when a test looks:
 
-- the API poller asks k2-query-api for each watched symbol's `pagination.total` every 50 ms
-  or so, and records when each answer arrived (and how long it took);
+- the API poller asks k2-query-api for one watched symbol's `pagination.total` every 60 ms,
+  in turn. Every answer names the table snapshot it was read from, and the API's answers only
+  move forward, so the first answer showing a snapshot dates every symbol's total at that
+  snapshot: when one appears, the poller asks the other symbols at once and dates their
+  totals by it. Visibility is so timed to one request interval (not four) at a quarter of the
+  requests, which is what the observer costs the API;
 - the catalog poller loads `market_data.trades` through the REST catalog and records every
   new snapshot's commit time and the Kafka offsets its summary says it holds.
 
@@ -14,6 +18,7 @@ performance monitor, which turns them into per-trade hop times.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -27,12 +32,10 @@ from pyiceberg.table import Table
 
 from k2.consumer.offsets import OffsetsCorruptError, snapshot_offsets
 from k2.model import TOPIC
-from tests.e2e.utils.hops import api_total, poll_until
+from tests.e2e.utils.hops import api_total_at, poll_until
 
-API_INTERVAL_S: Final = 0.05
-"""Pause between rounds of API polls. The API answers them from its follower's view of the
-table (no catalog load per request), so the rounds cost the stack a few percent of a core,
-not the catalog loads per request they once did."""
+API_INTERVAL_S: Final = 0.06
+"""Pause between two API polls: visibility is timed to about this (plus a request)."""
 WATCH_NICENESS: Final = 10
 CATALOG_INTERVAL_S: Final = 1.0
 """The consumer keeps at least 10 snapshots, 2.5 s of commits at its fastest (4 a second);
@@ -46,8 +49,11 @@ class Visibility:
     symbol: str
     total: int
     seen_at: float
-    """Wall clock (epoch seconds) when the response arrived: an upper bound of visibility."""
+    """Wall clock (epoch seconds) of the first answer (for any symbol) that showed the
+    snapshot this total was read from: an upper bound of when it became visible."""
     latency_s: float
+    arrived: float = 0.0
+    """Wall clock when this answer itself arrived (`seen_at` or later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,8 @@ class PipelineWatch:
         self._sequences: set[int] = set()
         self._first_sequence: int | None = None
         self._totals = dict.fromkeys(self.symbols, 0)
+        self._first_seen: dict[int, float] = {}
+        self.answers = 0
         self._stop = threading.Event()
         self._errors: list[str] = []
         self._lock = threading.Lock()
@@ -128,7 +136,7 @@ class PipelineWatch:
     @property
     def requests(self) -> int:
         """API requests made so far (what the watch costs the API)."""
-        return len(self.visibility)
+        return self.answers
 
     def missed_commits(self) -> list[int]:
         """Sequence numbers of snapshots made during the watch but never seen (expired first)."""
@@ -183,16 +191,30 @@ class PipelineWatch:
             self._errors.append(f"{loop.__name__}: {type(exc).__name__}: {exc}")
 
     def _poll_api(self) -> None:
+        turn = itertools.cycle(self.symbols)
         while not self._stop.is_set():
-            for symbol in self.symbols:
-                began = time.perf_counter()
-                total = api_total(self._api, symbol)
-                arrived = time.time()
-                latency = time.perf_counter() - began
-                with self._lock:
-                    self.visibility.append(Visibility(symbol, total, arrived, latency))
-                    self._totals[symbol] = total
+            symbol = next(turn)
+            if self._ask(symbol):
+                for other in self.symbols:
+                    if other != symbol:
+                        self._ask(other)
             self._stop.wait(API_INTERVAL_S)
+
+    def _ask(self, symbol: str) -> bool:
+        """Record one answer for `symbol`; True if it showed a snapshot not seen before."""
+        began = time.perf_counter()
+        total, snapshot = api_total_at(self._api, symbol)
+        arrived = time.time()
+        latency = time.perf_counter() - began
+        with self._lock:
+            new = snapshot is None or snapshot not in self._first_seen
+            if snapshot is not None:
+                self._first_seen.setdefault(snapshot, arrived)
+            dated = self._first_seen[snapshot] if snapshot is not None else arrived
+            self.visibility.append(Visibility(symbol, total, dated, latency, arrived))
+            self._totals[symbol] = total
+            self.answers += 1
+        return new and snapshot is not None
 
     def _poll_catalog(self) -> None:
         while not self._stop.wait(CATALOG_INTERVAL_S):
