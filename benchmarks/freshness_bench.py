@@ -162,6 +162,7 @@ def main() -> None:
     """Start a full stack (CPU-limited if asked), measure, tear it down, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpus", type=float, default=None)
+    parser.add_argument("--cpuset", default=None, help="pin the stack and this process to CPUs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--table-property",
@@ -179,6 +180,8 @@ def main() -> None:
     }
     machine = {"calibration_ms": figure.best_ms, "cpu_limit_cores": args.cpus}
     limit = came_from = None
+    if args.cpuset is not None:
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpuset.split(",")})
     if args.cpus is not None:
         limit = CpuLimit(args.cpus, "k2bench")
         limit.create()
@@ -192,19 +195,21 @@ def main() -> None:
         labels={"org.k2.bench": "freshness"},
         host=engine_host(),
         cgroup_parent=limit.cgroup_parent if limit else None,
+        cpuset=args.cpuset,
     )
     try:
         began = time.monotonic()
         project.up()
         results["full_profile_up_wait_s"] = round(time.monotonic() - began, 2)
         endpoints = Endpoints.of(project)
-        with _api_client(project, endpoints) as api, FeedPool(
-            endpoints.bootstrap, endpoints.registry_url
-        ) as pool:
+        with (
+            _api_client(project, endpoints) as api,
+            FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool,
+        ):
             warm = unique_symbols(4)
-            pool.send(warm, count=2000, rate=1000, seed=1)
+            pool.send(warm, count=5000, rate=1000, seed=1)
             poll_until(
-                lambda: sum(api_total(api, s) for s in warm), lambda n: n >= 2000, 120, "warm-up"
+                lambda: sum(api_total(api, s) for s in warm), lambda n: n >= 5000, 120, "warm-up"
             )
             if args.table_property:
                 properties = dict(item.split("=", 1) for item in args.table_property)
@@ -230,11 +235,18 @@ def main() -> None:
             if args.cpus is None:  # the goal is stated for the stack on the whole machine
                 results["feed_capacity"] = feed_capacity(pool)
     finally:
+        logs = env_dir / f"logs-{project.name}"
+        logs.mkdir(parents=True, exist_ok=True)
+        for service in project.config["services"]:
+            text = str(project.docker.compose.logs(services=[service], timestamps=True))
+            (logs / f"{service}.log").write_text(text)
+        results["logs"] = str(logs.relative_to(ROOT))
         project.down()
         if limit is not None and came_from is not None:
             limit.leave(os.getpid(), came_from)
             limit.remove()
     suffix = f"-cpus-{args.cpus:g}" if args.cpus is not None else ""
+    suffix += f"-cpuset-{args.cpuset}" if args.cpuset is not None else ""
     out = args.output or ROOT / "benchmarks" / "results" / f"freshness{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

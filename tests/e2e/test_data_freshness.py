@@ -39,7 +39,7 @@ RATE_TOLERANCE = 0.99
 """A paced run must reach 99% of its rate, or it did not test that rate."""
 
 
-WARM_UP_TRADES = 2_000
+WARM_UP_TRADES = 5_000
 
 
 @pytest.fixture(scope="session")

@@ -19,14 +19,14 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
 )
 from pyiceberg.expressions.visitors import inclusive_projection
-from pyiceberg.transforms import BucketTransform, DayTransform
+from pyiceberg.transforms import DayTransform
 
 from k2.api import compute
 from k2.api.filters import iceberg_row_filter
 from k2.api.memory import trades_table
 from k2.api.query import PageRequest, TradeFilter
 from k2.api.serialize import format_instant, format_price, trade_records
-from k2.iceberg.table import SYMBOL_BUCKETS, TRADES_PARTITION_SPEC, TRADES_SCHEMA
+from k2.iceberg.table import TRADES_PARTITION_SPEC, TRADES_SCHEMA
 from k2.model.trade import Trade
 from tests.unit import trades
 
@@ -79,7 +79,7 @@ def test_full_filter_expression() -> None:
     )
 
 
-def test_filter_prunes_partitions_by_symbol_bucket_and_day() -> None:
+def test_filter_prunes_partitions_by_day() -> None:
     where = TradeFilter(
         symbol="BTCUSDT",
         start=datetime(2026, 1, 1, tzinfo=UTC),
@@ -88,13 +88,8 @@ def test_filter_prunes_partitions_by_symbol_bucket_and_day() -> None:
     projected = inclusive_projection(TRADES_SCHEMA, TRADES_PARTITION_SPEC)(
         iceberg_row_filter(where)
     )
-    bucket = cast(
-        Callable[[Any], int],
-        BucketTransform(SYMBOL_BUCKETS).transform(TRADES_SCHEMA.find_type("symbol")),
-    )
     day = cast(Callable[[Any], int], DayTransform().transform(TRADES_SCHEMA.find_type("timestamp")))
     text = repr(projected)
-    assert f"symbol_bucket'), literal=LongLiteral({bucket('BTCUSDT')})" in text
     assert f"timestamp_day'), literal=LongLiteral({day(1_767_225_600_000_000)})" in text
     assert f"timestamp_day'), literal=LongLiteral({day(1_767_355_200_000_000)})" in text
 

@@ -1,8 +1,8 @@
 """TradeFilter as a pyiceberg row filter, so pyiceberg prunes before reading any data file.
 
-Equality on `symbol` projects onto the table's bucket(symbol) partition and the time bounds
-onto its day(timestamp) partition: manifests and files of other buckets and days are skipped
-on their partition summaries, the rest on their column min/max metrics. pyiceberg applies
+The time bounds project onto the table's day(timestamp) partition: manifests and files of
+other days are skipped on their partition summaries, and files whose `symbol` or `timestamp`
+bounds exclude the filter on their column metrics. pyiceberg applies
 the same expression to the rows it reads, so what a scan returns matches exactly.
 """
 

@@ -4,7 +4,7 @@ Every call reads the table metadata through the catalog, shared between requests
 most every `table_max_age_s` (see `shared_table`), so a commit is visible to every request
 that starts that long after it; no metadata file is ever guessed. Rows then come from the
 in-memory replica (see `replica`) when it is on, else from a pyiceberg scan with the filters
-pushed down (partition pruning on bucket(symbol) and day(timestamp), then min/max metrics)
+pushed down (partition pruning on day(timestamp), then symbol and timestamp min/max metrics)
 and only the needed columns projected. Either way the Arrow work is `compute`'s; a symbol's
 trades come from the replica's symbol index, so they cost what that symbol holds, not the
 whole table.

@@ -92,6 +92,7 @@ class ComposeProject:
         host: str = "127.0.0.1",
         everything: dict[str, Any] | None = None,
         cgroup_parent: str | None = None,
+        cpuset: str | None = None,
     ) -> ComposeProject:
         """Write the project's variables file (and labels overlay) and describe it.
 
@@ -116,7 +117,7 @@ class ComposeProject:
             everything = project.everything()
             overlay = env_dir / f"{name}.labels.json"
             overlay.write_text(
-                json.dumps(labels_overlay(everything, labels, cgroup_parent), indent=2)
+                json.dumps(labels_overlay(everything, labels, cgroup_parent, cpuset), indent=2)
             )
             project = dataclasses.replace(
                 project, extra_files=(overlay,), all_profiles_model=everything
@@ -194,14 +195,20 @@ class ComposeProject:
 
 
 def labels_overlay(
-    model: dict[str, Any], labels: dict[str, str], cgroup_parent: str | None = None
+    model: dict[str, Any],
+    labels: dict[str, str],
+    cgroup_parent: str | None = None,
+    cpuset: str | None = None,
 ) -> dict[str, Any]:
     """A compose overlay putting `labels` on every service, network and volume of `model`.
 
-    With `cgroup_parent`, every service's containers also go into that cgroup (--e2e-cpus).
+    With `cgroup_parent` or `cpuset`, every service's containers also go into that cgroup
+    or onto those CPUs (--e2e-cpus).
     """
     networks = set(model.get("networks") or {}) | {"default"}
     extra = {"cgroup_parent": cgroup_parent} if cgroup_parent else {}
+    if cpuset:
+        extra["cpuset"] = cpuset
     return {
         "services": {name: {"labels": labels, **extra} for name in model.get("services") or {}},
         "networks": {name: {"labels": labels} for name in sorted(networks)},

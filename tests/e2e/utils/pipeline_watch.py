@@ -17,9 +17,7 @@ performance monitor, which turns them into per-trade hop times.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +34,6 @@ from tests.e2e.utils.hops import api_total_at, poll_until
 
 API_INTERVAL_S: Final = 0.06
 """Pause between two API polls: visibility is timed to about this (plus a request)."""
-WATCH_NICENESS: Final = 10
 CATALOG_INTERVAL_S: Final = 1.0
 """The consumer keeps at least 10 snapshots, 2.5 s of commits at its fastest (4 a second);
 a missed one is detected (`missed_commits`) and fails the measurement, never guessed."""
@@ -181,10 +178,6 @@ class PipelineWatch:
         )
 
     def _guarded(self, loop: Callable[[], None]) -> None:
-        # The observer yields to what it observes when CPU is short (Linux niceness is per
-        # thread): its polls then come a little later, which the resolution figure shows.
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WATCH_NICENESS)
         try:
             loop()
         except Exception as exc:  # reported by raise_if_failed, in the test's thread
