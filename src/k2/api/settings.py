@@ -14,7 +14,7 @@ DEFAULT_ICEBERG_URI: Final = "http://iceberg-rest:8181"
 DEFAULT_S3_ENDPOINT: Final = "http://minio:9000"
 DEFAULT_S3_REGION: Final = "us-east-1"
 DEFAULT_REPLICA_MAX_ROWS: Final = 1_000_000
-DEFAULT_TABLE_MAX_AGE_S: Final = 0.2
+DEFAULT_TABLE_MAX_AGE_S: Final = 0.4
 
 
 class SettingsError(ValueError):

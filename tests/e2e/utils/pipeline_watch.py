@@ -34,9 +34,10 @@ from tests.e2e.utils.hops import api_total_at, poll_until
 
 API_INTERVAL_S: Final = 0.06
 """Pause between two API polls: visibility is timed to about this (plus a request)."""
-CATALOG_INTERVAL_S: Final = 1.0
-"""The consumer keeps at least 10 snapshots, 2.5 s of commits at its fastest (4 a second);
-a missed one is detected (`missed_commits`) and fails the measurement, never guessed."""
+CATALOG_INTERVAL_S: Final = 2.0
+"""The consumer keeps at least 8 snapshots, over 3 s of commits at its fastest (2.5 a second
+measured); a missed one is detected (`missed_commits`) and fails the measurement, never
+guessed."""
 
 
 @dataclass(frozen=True, slots=True)
