@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.utils import calibration
+
 from k2.stack.engine import compose_version, engine_version
 
 
@@ -30,7 +32,11 @@ def _memory_gib() -> float:
 
 
 def describe() -> dict[str, Any]:
-    """Cores, memory, CPU, kernel, engine and compose versions, load, and when."""
+    """Cores, memory, CPU, kernel, engine and compose versions, load, calibration, and when.
+
+    The calibration figure (a fixed CPU workload's time, measured now) is what makes figures
+    from machines of the same size comparable: they can differ 2x per core.
+    """
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
@@ -41,4 +47,5 @@ def describe() -> dict[str, Any]:
         "docker_engine": engine_version() or "",
         "compose": compose_version() or "",
         "load_average_at_start": os.getloadavg(),
+        "calibration": calibration.measure().to_json(),
     }
