@@ -23,33 +23,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.utils.performance_monitor import JSON_NAME
 
+from benchmarks.gate_bench import junit_counts
 from benchmarks.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TAIL_CHARS = 3000
-
-
-def _junit(clone: Path) -> dict[str, int]:
-    """Test counts from the junit.xml the run itself wrote (zeros if it wrote none)."""
-    path = clone / "e2e-artifacts" / "junit.xml"
-    if not path.exists():
-        return {"tests": 0, "failures": 0, "skipped": 0}
-    # The run's own junit.xml, not untrusted input.
-    suite = ET.parse(path).getroot().find("testsuite")  # noqa: S314
-    if suite is None:
-        return {"tests": 0, "failures": 0, "skipped": 0}
-    return {
-        "tests": int(suite.get("tests", "0")),
-        "failures": int(suite.get("failures", "0")) + int(suite.get("errors", "0")),
-        "skipped": int(suite.get("skipped", "0")),
-    }
 
 
 def _measured(clone: Path) -> list[dict[str, Any]]:
@@ -79,7 +63,11 @@ def one_run(clone: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
             ["tox", "-e", "e2e"], cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     wall = round(time.perf_counter() - started, 1)
-    result: dict[str, Any] = {"exit_code": proc.returncode, "wall_s": wall, **_junit(clone)}
+    result: dict[str, Any] = {
+        "exit_code": proc.returncode,
+        "wall_s": wall,
+        **junit_counts(clone / "e2e-artifacts"),
+    }
     result["measured"] = _measured(clone)
     if proc.returncode != 0:
         result["output_tail"] = log.read_text(errors="replace")[-TAIL_CHARS:]
@@ -113,7 +101,8 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {**describe(), "cpu_limit_cores": args.cpus},
         "commit": commit,
-        "command": "tox -e e2e" + (f" with K2_E2E_CPUS={args.cpus:g}" if args.cpus else ""),
+        "command": "tox -e e2e"
+        + (f" with K2_E2E_CPUS={args.cpus:g}" if args.cpus is not None else ""),
         "runs": [],
     }
     logs = ROOT / ".build" / "bench" / f"gate-series{suffix}"

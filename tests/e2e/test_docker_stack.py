@@ -24,6 +24,7 @@ from tests.e2e.plugin import E2ESession, e2e_session
 from tests.e2e.utils import docker_manager as dm
 from tests.e2e.utils.compose_project import ComposeProject
 from tests.e2e.utils.cpu_limit import CpuLimit, CpuLimitError
+from tests.e2e.utils.cpu_meter import process_cpu_seconds
 from tests.e2e.utils.health_wait import StackUnhealthy, observe
 from tests.e2e.utils.preflight import PreflightError
 from tests.e2e.utils.readiness import Verdict, strategies
@@ -269,7 +270,7 @@ def test_failing_test_carries_service_logs_in_report_and_artifacts(
     assert all(secret not in p.read_text() for p in bundle.iterdir()), "a password leaked"
 
 
-def test_cpu_limit_holds_a_busy_process_to_its_quota(tmp_path: Path) -> None:
+def test_cpu_limit_holds_a_busy_process_to_its_quota() -> None:
     """--e2e-cpus is real: the kernel gives a process in the limit's cgroup only its quota.
 
     A spinning child under a quarter core, measured over one second of wall time, gets about
@@ -283,30 +284,17 @@ def test_cpu_limit_holds_a_busy_process_to_its_quota(tmp_path: Path) -> None:
     limit.create()
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        came_from = limit.join(child.pid)
-        began_cpu, began = _cpu_seconds(child.pid), time.monotonic()
+        limit.join(child.pid)
+        began_cpu, began = process_cpu_seconds(child.pid), time.monotonic()
         time.sleep(1.0)  # the measurement window, not a wait for readiness
-        used = (_cpu_seconds(child.pid) - began_cpu) / (time.monotonic() - began)
-        stat = _throttling(limit)
+        ended_cpu = process_cpu_seconds(child.pid)
+        assert began_cpu is not None, "the child is gone"
+        assert ended_cpu is not None, "the child is gone"
+        used = (ended_cpu - began_cpu) / (time.monotonic() - began)
         assert used <= 0.25 * 1.4, f"the child used {used:.2f} cores under a 0.25-core limit"
+        stat = limit.stat()
         assert stat.get("nr_throttled", 0) > 0, f"the kernel never throttled the child: {stat}"
-        limit.leave(child.pid, came_from)
     finally:
         child.kill()
         child.wait()
         assert limit.remove(), f"cgroup {limit.name} still in use after the child exited"
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of `pid`, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _throttling(limit: CpuLimit) -> dict[str, int]:
-    """The limit's cgroup cpu.stat (nr_periods, nr_throttled, ...), v1 or v2."""
-    for directory in (limit.root / "cpu" / limit.name, limit.root / limit.name):
-        stat = directory / "cpu.stat"
-        if stat.exists():
-            return {k: int(v) for k, v in (line.split() for line in stat.read_text().splitlines())}
-    return {}

@@ -105,3 +105,11 @@ def test_remove_unused_takes_only_empty_groups_of_its_prefix(tmp_path: Path) -> 
     assert remove_unused("p", root) == ["p-cpus-1_5"]
     assert (root / "cpu" / busy.name).exists()
     assert (root / "cpu" / "other-cpus-1").exists()
+
+
+def test_stat_reads_the_cgroups_cpu_stat(tmp_path: Path) -> None:
+    limit = CpuLimit(1, "p", v1_root(tmp_path))
+    assert limit.stat() == {}
+    limit.create()
+    (tmp_path / "cpu" / limit.name / "cpu.stat").write_text("nr_periods 7\nnr_throttled 3\n")
+    assert limit.stat() == {"nr_periods": 7, "nr_throttled": 3}

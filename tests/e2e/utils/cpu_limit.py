@@ -120,6 +120,16 @@ class CpuLimit:
             (directory / "cpu.cfs_period_us").write_text(f"{self.period_us}\n")
             (directory / "cpu.cfs_quota_us").write_text(f"{self.quota_us}\n")
 
+    def stat(self) -> dict[str, int]:
+        """The cgroup's cpu.stat (nr_periods, nr_throttled, ...): how often the quota bit."""
+        path = self._cpu_dir() / "cpu.stat"
+        if not path.exists():
+            return {}
+        return {
+            key: int(value)
+            for key, value in (line.split() for line in path.read_text().splitlines())
+        }
+
     def join(self, pid: int) -> str:
         """Move process `pid` (all its threads) into the cgroup; return where it was."""
         before = self._current_of(pid)
