@@ -1,6 +1,7 @@
-"""Repository-wide pytest setup: register the E2E layer's plugin (options, hooks, summary).
+"""Repository-wide pytest setup: K2's additions to the e2e_stack plugin.
 
-Registered here, at the root, so `--e2e-*` options work whichever path pytest is given.
+Registered here, at the root, so `--e2e-freshness-slo` works whichever path pytest is given.
+The e2e_stack plugin itself loads through its entry point, configured in pyproject.toml.
 """
 
-pytest_plugins = ["tests.e2e.plugin"]
+pytest_plugins = ["tests.e2e.k2_plugin"]

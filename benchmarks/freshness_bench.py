@@ -23,26 +23,25 @@ as the gate's `--e2e-cpus` does. Results: `benchmarks/results/freshness.json`, o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.e2e.utils import cpu_meter
-from tests.e2e.utils.compose_project import ComposeProject, engine_host
-from tests.e2e.utils.cpu_limit import CpuLimit
-from tests.e2e.utils.health_wait import observe
+from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import Endpoints, api_total, poll_until, unique_symbols
 from tests.e2e.utils.performance_monitor import RunResult
 from tests.e2e.utils.pipeline_watch import PipelineWatch
 from tests.e2e.utils.run_costs import CostMeter
 
 from benchmarks.machine import describe
+from e2e_stack import ComposeProject, cpu_meter
+from e2e_stack.cpu_limit import CpuLimit, held
 from k2.feed.pool import FeedPool
 from k2.model.names import ICEBERG_TABLE
 
@@ -80,7 +79,7 @@ def measured_run(
     consumer = project.host_port("consumer-crypto", 8081)
     with PipelineWatch(api, symbols, lambda: catalog.load_table(ICEBERG_TABLE)) as watch:
         meter = CostMeter(
-            project.docker,
+            project.engine,
             project.config["services"],
             pool.pids,
             endpoints.api_url,
@@ -103,7 +102,7 @@ def observer_cost(
     project: ComposeProject, api: httpx.Client, endpoints: Endpoints, seconds: float = 20.0
 ) -> dict[str, Any]:
     """API and catalog CPU with the watch polling an idle stack against without it."""
-    states = observe(project.docker, [API, CATALOG])
+    states = project.engine.observe([API, CATALOG])
     pids = {name: state.pid for name, state in states.items()}
     catalog = endpoints.catalog()
 
@@ -159,11 +158,52 @@ def _set_table_properties(endpoints: Endpoints, properties: dict[str, str]) -> N
         transaction.set_properties(properties)
 
 
+def measure(
+    project: ComposeProject,
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+) -> None:
+    """Warm the pipeline up, then every measured run, into `results`."""
+    endpoints = Endpoints.of(project)
+    with (
+        _api_client(project, endpoints) as api,
+        FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool,
+    ):
+        warm = unique_symbols(4)
+        pool.send(warm, count=5000, rate=1000, seed=1)
+        poll_until(
+            lambda: sum(api_total(api, s) for s in warm), lambda n: n >= 5000, 120, "warm-up"
+        )
+        if args.table_property:
+            properties = dict(item.split("=", 1) for item in args.table_property)
+            _set_table_properties(endpoints, properties)
+            results["table_properties"] = properties
+        runs = [
+            measured_run(
+                f"1000/s x 30s #{n + 1}", 1000, 30_000, project, endpoints, api, pool, machine
+            )
+            for n in range(args.rounds)
+        ]
+        slow = measured_run("10/s x 10s", 10, 100, project, endpoints, api, pool, machine)
+        results["freshness_1000_per_s"] = {
+            "p99_s": [round(run["freshness"]["p99"], 3) for run in runs],
+            "median_p99_s": round(statistics.median(r["freshness"]["p99"] for r in runs), 3),
+            "runs": runs,
+        }
+        results["freshness_10_per_s"] = {
+            "p99_s": round(slow["freshness"]["p99"], 3),
+            "run": slow,
+        }
+        results["observer"] = observer_cost(project, api, endpoints)
+        if args.cpus is None:  # the goal is stated for the stack on the whole machine
+            results["feed_capacity"] = feed_capacity(pool)
+
+
 def main() -> None:
     """Start a full stack (CPU-limited if asked), measure, tear it down, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpus", type=float, default=None)
-    parser.add_argument("--cpuset", default=None, help="pin the stack and this process to CPUs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--table-property",
@@ -182,74 +222,23 @@ def main() -> None:
         "calibration_ms": results["machine"]["calibration"]["best_ms"],
         "cpu_limit_cores": args.cpus,
     }
-    limit = came_from = None
-    if args.cpuset is not None:
-        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpuset.split(",")})
-    if args.cpus is not None:
-        limit = CpuLimit(args.cpus, "k2bench")
-        limit.create()
-        came_from = limit.join(os.getpid())
-    env_dir = ROOT / ".build" / "bench"
-    project = ComposeProject.create(
-        ROOT,
-        f"k2bench-{uuid.uuid4().hex[:8]}",
-        ("full",),
-        env_dir,
-        labels={"org.k2.bench": "freshness"},
-        host=engine_host(),
-        cgroup_parent=limit.cgroup_parent if limit else None,
-        cpuset=args.cpuset,
-    )
-    try:
-        began = time.monotonic()
-        project.up()
-        results["full_profile_up_wait_s"] = round(time.monotonic() - began, 2)
-        endpoints = Endpoints.of(project)
-        with (
-            _api_client(project, endpoints) as api,
-            FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool,
-        ):
-            warm = unique_symbols(4)
-            pool.send(warm, count=5000, rate=1000, seed=1)
-            poll_until(
-                lambda: sum(api_total(api, s) for s in warm), lambda n: n >= 5000, 120, "warm-up"
-            )
-            if args.table_property:
-                properties = dict(item.split("=", 1) for item in args.table_property)
-                _set_table_properties(endpoints, properties)
-                results["table_properties"] = properties
-            runs = [
-                measured_run(
-                    f"1000/s x 30s #{n + 1}", 1000, 30_000, project, endpoints, api, pool, machine
-                )
-                for n in range(args.rounds)
-            ]
-            slow = measured_run("10/s x 10s", 10, 100, project, endpoints, api, pool, machine)
-            results["freshness_1000_per_s"] = {
-                "p99_s": [round(run["freshness"]["p99"], 3) for run in runs],
-                "median_p99_s": round(statistics.median(r["freshness"]["p99"] for r in runs), 3),
-                "runs": runs,
-            }
-            results["freshness_10_per_s"] = {
-                "p99_s": round(slow["freshness"]["p99"], 3),
-                "run": slow,
-            }
-            results["observer"] = observer_cost(project, api, endpoints)
-            if args.cpus is None:  # the goal is stated for the stack on the whole machine
-                results["feed_capacity"] = feed_capacity(pool)
-    finally:
-        logs = env_dir / f"logs-{project.name}"
-        logs.mkdir(parents=True, exist_ok=True)
-        for service in project.config["services"]:
-            text = str(project.docker.compose.logs(services=[service], timestamps=True))
-            (logs / f"{service}.log").write_text(text)
-        results["logs"] = str(logs.relative_to(ROOT))
-        project.down()
-        if limit is not None and came_from is not None:
-            limit.leave(os.getpid(), came_from)
-            limit.remove()
+    limit = CpuLimit(args.cpus, "k2bench") if args.cpus is not None else None
+    with held(limit, os.getpid()) if limit else contextlib.nullcontext():
+        stack = E2EDockerManager(cgroup_parent=limit.cgroup_parent if limit else None).stack
+        try:
+            began = time.monotonic()
+            stack.start_now("full")
+            results["full_profile_ready_s"] = round(time.monotonic() - began, 2)
+            project = stack.project
+            measure(project, results, args, machine)
+        finally:
+            logs = ROOT / ".build" / "bench" / f"logs-{stack.project.name}"
+            logs.mkdir(parents=True, exist_ok=True)
+            for service in stack.project.config["services"]:
+                (logs / f"{service}.log").write_text(stack.project.engine.logs(service))
+            results["logs"] = str(logs.relative_to(ROOT))
+            stack.stop_now()
     suffix = f"-cpus-{args.cpus:g}" if args.cpus is not None else ""
-    suffix += f"-cpuset-{args.cpuset}" if args.cpuset is not None else ""
     out = args.output or ROOT / "benchmarks" / "results" / f"freshness{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.utils import calibration
-
+from e2e_stack import calibration
 from k2.stack.engine import compose_version, engine_version
 
 

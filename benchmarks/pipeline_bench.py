@@ -17,16 +17,16 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.e2e.utils.compose_project import ComposeProject
+from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import Endpoints, unique_symbols
 from tests.e2e.utils.performance_monitor import Percentiles
 
 from benchmarks.machine import describe
+from e2e_stack import ComposeProject
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
 
@@ -42,12 +42,11 @@ def _written(client: httpx.Client) -> int:
 
 def throughput(project: ComposeProject, endpoints: Endpoints, trades: int) -> dict[str, Any]:
     """Fill the topic with the consumer stopped, then time the consumer draining it."""
-    compose = project.docker.compose
-    compose.stop(["consumer-crypto"])
+    project.engine.stop("consumer-crypto")
     symbols = unique_symbols(10)
     feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
     produced = feed.send_frames(generate_frames(symbols, seed=1), count=trades)
-    compose.start(["consumer-crypto"])
+    project.engine.start("consumer-crypto")
     started = time.monotonic()
     health_port = project.host_port("consumer-crypto", 8081)
     samples: list[tuple[float, int]] = []
@@ -112,13 +111,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    env_dir = ROOT / ".build" / "bench"
-    project = ComposeProject.create(ROOT, f"k2bench-{uuid.uuid4().hex[:8]}", ("full",), env_dir)
+    stack = E2EDockerManager().stack
     results: dict[str, Any] = {"machine": describe(), "goals": GOALS}
     try:
         started = time.monotonic()
-        project.up()
-        results["full_up_wait_s"] = round(time.monotonic() - started, 2)
+        stack.start_now("full")
+        results["full_ready_s"] = round(time.monotonic() - started, 2)
+        project = stack.project
         endpoints = Endpoints.of(project)
         rounds = [throughput(project, endpoints, args.trades) for _ in range(args.rounds)]
         rates = [r["sustained_msg_per_s"] for r in rounds if r["sustained_msg_per_s"]]
@@ -129,7 +128,7 @@ def main() -> None:
         key = project.service_env("k2-query-api")["K2_API_KEY"]
         results["api_latency"] = api_latency(endpoints, key, rounds[-1]["symbols"], args.requests)
     finally:
-        project.down()
+        stack.stop_now()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

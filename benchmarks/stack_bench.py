@@ -23,18 +23,21 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
 
-from python_on_whales import DockerClient
-from tests.e2e.utils.compose_project import COMPOSE_FILES, free_loopback_port
-from tests.e2e.utils.reuse import reuse_project_name
-from tests.e2e.utils.sweep import leftovers, list_resources, remove
-
 from benchmarks.machine import describe
+from e2e_stack import Engine, free_port
+from e2e_stack.reuse import reuse_project_name
+from e2e_stack.sweep import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
+# The plugin's settings for K2, where pytest reads them too.
+_PLUGIN = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+COMPOSE_FILES: list[str] = _PLUGIN["e2e_compose_files"]
+PROJECT_PREFIX: str = _PLUGIN["e2e_project_prefix"]
 RESULTS = ROOT / "benchmarks" / "results" / "stack.json"
 GOALS = {
     "no_change_rebuild_s": 10.0,
@@ -109,13 +112,13 @@ def plain_up(env_dir: Path, profile: str = "minimal") -> dict[str, Any]:
     """Plain `up --wait` of `profile` on a fresh project, then `down -v`."""
     project = f"k2bench-{uuid.uuid4().hex[:8]}"
     env_file = env_dir / f"{project}.env"
-    env_file.write_text(f"K2_KAFKA_HOST_PORT={free_loopback_port()}\n")
+    env_file.write_text(f"K2_KAFKA_HOST_PORT={free_port()}\n")
     args = _project_args(project, env_file, profile)
     try:
         up = _timed([*args, "up", "--wait", "--quiet-pull"])
     finally:
         down = _timed([*args, "down", "-v", "--remove-orphans"])
-    return {"up_wait_s": up, "down_v_s": down, "left_behind": leftovers(DockerClient(), project)}
+    return {"up_wait_s": up, "down_v_s": down, "left_behind": leftovers(Engine(), project)}
 
 
 def layer_first_test(env_dir: Path, *extra: str, profile: str = "minimal") -> dict[str, Any]:
@@ -195,14 +198,14 @@ def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
     A reusable stack that was already up would make the first run a reuse too, and removing
     it afterwards would take a developer's stack: the benchmark refuses to start then.
     """
-    docker = DockerClient()
-    reused_prefix = reuse_project_name("")
-    existing = {r.project for r in list_resources(docker) if r.project.startswith(reused_prefix)}
+    engine = Engine()
+    reused_prefix = reuse_project_name(PROJECT_PREFIX, "")
+    existing = {r.project for r in engine.resources() if r.project.startswith(reused_prefix)}
     if existing:
         sys.exit(f"reusable stacks already up ({', '.join(sorted(existing))}): remove them first")
     warmup = layer_first_test(env_dir, "--e2e-reuse")
     runs = [layer_first_test(env_dir, "--e2e-reuse") for _ in range(repeats)]
-    remove(docker, [r for r in list_resources(docker) if r.project.startswith(reused_prefix)])
+    engine.remove([r for r in engine.resources() if r.project.startswith(reused_prefix)])
     return {
         "first_run_starting_it": warmup,
         "runs": runs,

@@ -175,9 +175,9 @@ def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
         ARRIVAL_DEADLINE_S,
         "the first trades before the kill",
     )
-    compose = docker_manager.project.docker.compose
-    compose.kill(["consumer-crypto"], signal="SIGKILL")
-    compose.start(["consumer-crypto"])
+    engine = docker_manager.project.engine
+    engine.kill("consumer-crypto")
+    engine.start("consumer-crypto")
     sending.join(timeout=120)
     assert not sending.is_alive(), "the feed did not finish within 120 s"
     produced = [from_trade(trade) for trade in feed.ledger.trades()]
@@ -217,8 +217,8 @@ def test_stopped_consumer_fails_the_wait_naming_the_hop_then_recovers_exactly(
 ) -> None:
     """The harness's own promise: a broken hop is named at once, with missing-trade examples."""
     symbols = unique_symbols(2)
-    compose = docker_manager.project.docker.compose
-    compose.stop(["consumer-crypto"])
+    engine = docker_manager.project.engine
+    engine.stop("consumer-crypto")
     try:
         feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
         feed.send_frames(generate_frames(symbols, seed=41), count=200)
@@ -226,7 +226,7 @@ def test_stopped_consumer_fails_the_wait_naming_the_hop_then_recovers_exactly(
         with pytest.raises(PipelineMismatch) as failure:
             arrive(produced, symbols)
     finally:
-        compose.start(["consumer-crypto"])
+        engine.start("consumer-crypto")
     text = str(failure.value)
     # The stack check stopped the wait, not the deadline; the hop after Kafka is named.
     assert text.startswith("service 'consumer-crypto' is not ready: exited"), text[:400]

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from e2e_stack import calibration
 from k2.feed.pool import FeedPool
 from k2.model.names import ICEBERG_TABLE
-from tests.e2e.utils import calibration
 from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
@@ -112,7 +112,7 @@ def _measured_run(
     consumer = manager.project.host_port(CONSUMER_SERVICE, 8081)
     with PipelineWatch(api, symbols, lambda: catalog.load_table(ICEBERG_TABLE)) as watch:
         meter = CostMeter(
-            manager.project.docker,
+            manager.project.engine,
             manager.project.config["services"],
             feed.pids,
             endpoints.api_url,

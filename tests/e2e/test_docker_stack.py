@@ -1,12 +1,14 @@
 """Orchestration: the stack the fixtures start is the one the compose files describe, and works.
 
-Also the layer's failure paths, each on a throwaway project so the session's stack is never
-disturbed: a service that never becomes healthy, an invalid compose file, a taken port.
+Also the plugin's failure paths, each on a throwaway project so the session's stack is never
+disturbed (a service that never becomes healthy, an invalid compose file, a taken port), the
+carrier honouring overridden pytest-docker fixtures, and a second compose project that is not
+K2 running through the plugin alone. Expectations come from outside the plugin: the compose
+CLI as a user would call it, the engine's own inspect, sockets.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,37 +17,53 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pytest_docker.plugin import DockerComposeExecutor
 from python_on_whales import DockerClient
 
-from tests.e2e.plugin import E2ESession, e2e_session
-from tests.e2e.utils import docker_manager as dm
-from tests.e2e.utils.compose_project import ComposeProject
-from tests.e2e.utils.cpu_limit import CpuLimit, CpuLimitError
-from tests.e2e.utils.cpu_meter import process_cpu_seconds
-from tests.e2e.utils.health_wait import StackUnhealthy, observe
-from tests.e2e.utils.preflight import PreflightError
-from tests.e2e.utils.readiness import Verdict, strategies
-from tests.e2e.utils.sweep import leftovers
+from e2e_stack import Engine, StackUnhealthy
+from e2e_stack.cpu_limit import CpuLimit, CpuLimitError
+from e2e_stack.cpu_meter import process_cpu_seconds
+from e2e_stack.preflight import PreflightError, run_all
+from e2e_stack.state import RunState
+from e2e_stack.sweep import leftovers
+from tests.e2e.k2_plugin import KAFKA_PORT_VARIABLE
+from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.stacks import throwaway_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-# What the issue defines the minimal profile to be: the five infrastructure services and the
-# one-shot that creates the warehouse bucket.
+# What the step document defines the minimal profile to be: the five infrastructure services
+# and the one-shot that creates the warehouse bucket.
 MINIMAL_SERVICES = {"kafka", "schema-registry", "minio", "minio-init", "postgres", "iceberg-rest"}
+NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "object-store"
 
 
-def _project_resources(name: str) -> dict[str, list[str]]:
-    return leftovers(DockerClient(), name)
-
-
-def _nested_pytest(root: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run another pytest session of the E2E layer; its exit code and whole output."""
+def _plain_compose(root: Path, *args: str) -> str:
+    """The compose CLI as a user calls it on the repository's files (not the plugin's path)."""
+    files = ["-f", "docker-compose.v1.yml", "-f", "docker-compose.e2e.override.yml"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "e2e", "-p", "no:cacheprovider", *args],
-        cwd=root,
+        ["docker", "compose", *files, *args], cwd=root, capture_output=True, text=True, check=True
+    )
+    return proc.stdout
+
+
+def _containers_of(project: str) -> dict[str, Any]:
+    """Service -> container of a compose project, straight from the engine."""
+    docker = DockerClient()
+    found = docker.container.list(
+        all=True, filters=[("label", f"com.docker.compose.project={project}")]
+    )
+    return {(c.config.labels or {})["com.docker.compose.service"]: c for c in found}
+
+
+def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, str]:
+    """Run another pytest session; its exit code and whole output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -54,86 +72,67 @@ def _nested_pytest(root: Path, env: dict[str, str], *args: str) -> tuple[int, st
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def _throwaway(
-    root: Path, k2_e2e: E2ESession, tmp_path: Path, overlay: Mapping[str, object] | None = None
-) -> ComposeProject:
-    """A project of this run (labelled, so the sweep covers it) with an optional overlay."""
-    project = ComposeProject.create(
-        root,
-        f"{k2_e2e.identity.project_name()}-t{uuid.uuid4().hex[:4]}",
-        ("minimal",),
-        tmp_path,
-        labels=k2_e2e.identity.labels(),
-    )
-    if overlay is None:
-        return project
-    path = tmp_path / "broken.override.json"
-    path.write_text(json.dumps(overlay))
-    return ComposeProject(
-        project.root,
-        project.name,
-        project.profiles,
-        project.env_file,
-        (*project.extra_files, path),
-        project.host,
-    )
-
-
-def _manager_for(project: ComposeProject, k2_e2e: E2ESession) -> dm.E2EDockerManager:
-    command = f'docker compose --env-file "{project.env_file}"'
-    executor = DockerComposeExecutor(command, [str(f) for f in project.compose_files], project.name)
-    return dm.E2EDockerManager(
-        project,
-        executor,
-        dm.default_setup(),
-        dm.default_cleanup(["minimal", "full"]),
-        keep=False,
-    )
-
-
 # -- the session's stack -----------------------------------------------------------------
 
 
 def test_minimal_profile_selects_exactly_the_infrastructure(
-    minimal_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+    pytestconfig: pytest.Config, minimal_stack: dict[str, str], docker_manager: E2EDockerManager
 ) -> None:
-    minimal = docker_manager.project.with_profiles(("minimal",))
-    assert set(minimal.config["services"]) == MINIMAL_SERVICES
-    running = {
-        (c.config.labels or {}).get("com.docker.compose.service")
-        for c in docker_manager.project.docker.compose.ps(all=True)
+    root = pytestconfig.rootpath
+    assert set(_plain_compose(root, "--profile", "minimal", "config", "--services").split()) == (
+        MINIMAL_SERVICES
+    )
+    active = docker_manager.stack.active_profile
+    assert active is not None
+    wanted = set(_plain_compose(root, "--profile", active, "config", "--services").split())
+    assert set(_containers_of(docker_manager.project.name)) == wanted
+
+
+def test_every_service_is_ready_and_reachable_on_the_port_compose_reports(
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, docker_services: Any
+) -> None:
+    containers = _containers_of(docker_manager.project.name)
+    states = {
+        name: (c.state.health.status if c.state.health else c.state.status, c.state.exit_code)
+        for name, c in containers.items()
     }
-    assert running == set(docker_manager.project.config["services"])
-
-
-def test_every_service_is_ready_and_reachable_on_its_discovered_port(
-    minimal_stack: dict[str, str], docker_manager: dm.E2EDockerManager
-) -> None:
-    project = docker_manager.project
-    chosen = strategies(project.config)
-    states = observe(project.docker, sorted(chosen))
-    verdicts = {name: chosen[name].judge(state)[0] for name, state in states.items()}
-    assert all(v is Verdict.READY for v in verdicts.values()), verdicts
-    published = project.published()
-    assert {service for service, _ in published} == set(minimal_stack)
-    for service, port in published:
-        host_port = project.host_port(service, port)
-        assert minimal_stack[service] == f"{project.host}:{host_port}"
-        with socket.create_connection((project.host, host_port), timeout=5):
+    not_ready = {n: s for n, s in states.items() if s[0] != "healthy" and s != ("exited", 0)}
+    assert not not_ready, not_ready
+    published = {
+        (name, int(port.split("/")[0]))
+        for name, c in containers.items()
+        for port, bindings in (c.network_settings.ports or {}).items()
+        if bindings
+    }
+    assert {name for name, _ in published} == set(minimal_stack)
+    for service, container_port in published:
+        # pytest-docker's own port_for answers on the plugin's stack (`docker compose port`).
+        host_port = docker_services.port_for(service, container_port)
+        assert minimal_stack[service] == f"127.0.0.1:{host_port}" or service not in minimal_stack
+        with socket.create_connection(("127.0.0.1", host_port), timeout=5):
             pass
 
 
-def test_published_ports_are_bound_to_loopback_only(
-    minimal_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+def test_kafka_advertises_the_port_the_run_environment_hook_chose(
+    minimal_stack: dict[str, str], stack_env_file: Path
 ) -> None:
-    for container in docker_manager.project.docker.compose.ps():
-        for bindings in (container.host_config.port_bindings or {}).values():
-            for binding in bindings or []:
-                assert binding.host_ip == "127.0.0.1", (container.name, binding)
+    """K2's pytest_e2e_stack_environment hook picks Kafka's host port before `up`."""
+    variables = dict(line.split("=", 1) for line in stack_env_file.read_text().split())
+    chosen = os.environ.get(KAFKA_PORT_VARIABLE) or variables[KAFKA_PORT_VARIABLE]
+    assert minimal_stack["kafka"] == f"127.0.0.1:{chosen}"
+
+
+def test_published_ports_are_bound_to_loopback_only(
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager
+) -> None:
+    bindings = docker_manager.project.engine.port_bindings()
+    assert bindings
+    for container, address, _port in bindings:
+        assert address == "127.0.0.1", (container, address)
 
 
 async def test_service_logs_are_retrievable(
-    minimal_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager
 ) -> None:
     # The whole log: earlier tests may have pushed the start-up line out of any short tail.
     logs = await docker_manager.get_service_logs("kafka", lines=1_000_000)
@@ -143,33 +142,40 @@ async def test_service_logs_are_retrievable(
 
 
 async def test_restarted_service_becomes_ready_and_fixtures_notice(
-    minimal_stack: dict[str, str], docker_manager: dm.E2EDockerManager
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, docker_services: Any
 ) -> None:
-    project = docker_manager.project
-    project.docker.compose.restart(["minio"])
-    assert await docker_manager.wait_for_health("minio", timeout=60)
-    # The endpoint map follows the port the restarted container got.
-    port = project.host_port("minio", 9000)
-    assert docker_manager.running_services["minio"] == f"{project.host}:{port}"
-    with socket.create_connection((project.host, port), timeout=5):
+    name = docker_manager.project.name
+    before = _containers_of(name)["minio"].state.started_at
+    docker_manager.project.engine.restart("minio")
+    await docker_manager.wait_for_health("minio", timeout=60)
+    container = _containers_of(name)["minio"]
+    assert container.state.started_at != before, "minio was not restarted"
+    assert container.state.health is not None
+    assert container.state.health.status == "healthy"
+    # The endpoint map follows the port the restarted container got, as compose reports it.
+    reported = subprocess.run(
+        ["docker", "port", container.name, "9000/tcp"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert docker_manager.running_services["minio"] == reported
+    with socket.create_connection(("127.0.0.1", int(reported.rsplit(":", 1)[1])), timeout=5):
         pass
 
 
 def test_teardown_leaves_nothing(
-    pytestconfig: pytest.Config, k2_e2e: E2ESession, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
 ) -> None:
-    project = _throwaway(pytestconfig.rootpath, k2_e2e, tmp_path)
-    project.docker.compose.up(["minio", "postgres"], detach=True, wait=True, quiet=True)
-    assert _project_resources(project.name)["volumes"], "the throwaway stack made no volume"
-    _manager_for(project, k2_e2e).stop_now()
-    assert _project_resources(project.name) == {"containers": [], "networks": [], "volumes": []}
+    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path)
+    manager.project.with_profiles(("minimal",)).engine.compose("up -d --wait minio postgres")
+    assert leftovers(Engine(), manager.project.name)["volumes"], "the stack made no volume"
+    manager.stop_now()
+    assert leftovers(Engine(), manager.project.name) == NOTHING
 
 
 # -- failure paths -------------------------------------------------------------------------
 
 
 async def test_never_healthy_service_fails_setup_fast_with_its_logs(
-    pytestconfig: pytest.Config, k2_e2e: E2ESession, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
 ) -> None:
     broken = {
         "services": {
@@ -184,30 +190,29 @@ async def test_never_healthy_service_fails_setup_fast_with_its_logs(
             }
         }
     }
-    project = _throwaway(pytestconfig.rootpath, k2_e2e, tmp_path, broken)
-    manager = _manager_for(project, k2_e2e)
+    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path, broken)
     try:
         with pytest.raises(StackUnhealthy) as failure:
-            await manager.start_minimal_stack()
+            await manager.start("minimal")
     finally:
-        await manager.stop_stack()
+        await manager.stop()
     message = str(failure.value)
     assert failure.value.service == "minio"
     assert "unhealthy" in failure.value.reason, "must fail on the health verdict, not a timeout"
     assert "probe-says-no" in message, "the health-check output is missing"
     assert "log lines of" in message
     assert "API:" in message or "MinIO" in message, "minio's own log lines are missing"
-    assert _project_resources(project.name) == {"containers": [], "networks": [], "volumes": []}
+    assert leftovers(Engine(), manager.project.name) == NOTHING
 
 
 def test_invalid_compose_file_fails_preflight_before_any_container(
-    pytestconfig: pytest.Config, k2_e2e: E2ESession, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
 ) -> None:
     broken = {"services": {"kafka": {"ports": "not-a-list", "healthcheck": {"retries": "many"}}}}
-    project = _throwaway(pytestconfig.rootpath, k2_e2e, tmp_path, broken)
+    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path, broken)
     with pytest.raises(PreflightError, match="the compose files are invalid"):
-        dm.run_preflight(project)
-    assert _project_resources(project.name)["containers"] == []
+        run_all(manager.project, lambda _: (), "start it", "build them", {})
+    assert leftovers(Engine(), manager.project.name)["containers"] == []
 
 
 def test_taken_pinned_port_stops_the_session_with_one_line(
@@ -220,27 +225,26 @@ def test_taken_pinned_port_stops_the_session_with_one_line(
         code, output = _nested_pytest(
             pytestconfig.rootpath,
             {"K2_MINIO_PORT": str(port), "K2_E2E_ARTIFACTS": str(tmp_path)},
+            "-m",
+            "e2e",
             f"{__file__}::test_minimal_profile_selects_exactly_the_infrastructure",
         )
     assert code == 4, output[-3000:]
     assert f"pinned host port {port} (K2_MINIO_PORT) is already in use" in output, output[-3000:]
-    assert "docker compose up" not in output
+    assert "starting profile" not in output
 
 
 DELIBERATE_FAILURE = """
-import pytest
-from tests.e2e.conftest import *  # noqa: F403 (the layer's fixtures, for a file outside tests/)
-
-pytestmark = pytest.mark.e2e
-
-
-def test_deliberately_fails(minimal_stack):
-    assert minimal_stack == {}, "deliberate failure"
+def test_deliberately_fails(running_stack):
+    assert running_stack == {}, "deliberate failure"
 """
 
 
 def test_failing_test_carries_service_logs_in_report_and_artifacts(
-    pytestconfig: pytest.Config, tmp_path: Path
+    pytestconfig: pytest.Config,
+    tmp_path: Path,
+    minimal_stack: dict[str, str],
+    docker_manager: E2EDockerManager,
 ) -> None:
     test_file = tmp_path / "test_deliberate.py"
     test_file.write_text(DELIBERATE_FAILURE)
@@ -249,25 +253,93 @@ def test_failing_test_carries_service_logs_in_report_and_artifacts(
     code, output = _nested_pytest(
         root,
         # Minimal even inside the gate (which runs full): the bundle is the point here.
-        {"PYTHONPATH": str(root), "K2_E2E_ARTIFACTS": str(artifacts), "K2_E2E_PROFILE": "minimal"},
+        {"K2_E2E_ARTIFACTS": str(artifacts), "K2_E2E_PROFILE": "minimal", "PYTHONPATH": str(root)},
         "-p",
-        "tests.e2e.plugin",
+        "tests.e2e.k2_plugin",  # K2's hooks (Kafka's port): the root conftest is not above /tmp
         "-c",
         str(root / "pyproject.toml"),
         "--rootdir",
         str(root),
+        "-o",
+        "addopts=",
         str(test_file),
     )
     assert code == 1, output[-3000:]
-    assert "deliberate failure" in output
-    for section in ("k2-e2e ps", "k2-e2e health", "k2-e2e stats", "k2-e2e logs kafka"):
+    assert "deliberate failure" in output, output[-3000:]
+    for section in ("e2e-stack ps", "e2e-stack health", "e2e-stack stats", "e2e-stack logs kafka"):
         assert section in output, f"report lacks {section!r}:\n{output[-3000:]}"
     [bundle] = (artifacts / "failures").iterdir()
     assert (bundle / "logs-kafka.log").read_text().strip()
     assert {"ps.log", "health.log", "stats.log", "README.txt"} <= {p.name for p in bundle.iterdir()}
-    project = _throwaway(root, e2e_session(pytestconfig), tmp_path / "env")
-    secret = project.service_env("postgres")["POSTGRES_PASSWORD"]
+    secret = docker_manager.project.service_env("postgres")["POSTGRES_PASSWORD"]
     assert all(secret not in p.read_text() for p in bundle.iterdir()), "a password leaked"
+
+
+# -- the carrier and the plugin on their own -----------------------------------------------
+
+OVERRIDING_CONFTEST = """
+import pytest
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name():
+    return "{name}"
+
+@pytest.fixture(scope="session")
+def docker_compose_file(stack_settings):
+    return [*map(str, stack_settings.compose_files), "{overlay}"]
+"""
+OVERRIDDEN_TEST = """
+from python_on_whales import docker
+
+def test_runs_and_watches_the_overridden_project(running_stack, stack_manager):
+    # What is watched: the carrier's name and model, and the endpoints the wait produced.
+    assert stack_manager.project.name == "{name}"
+    assert stack_manager.project.config["services"]["minio"]["environment"]["MARK"] == "{mark}"
+    assert "minio" in running_stack
+    # What runs: the engine's own view of the project under that name, with the extra file.
+    [minio] = docker.container.list(filters=[
+        ("label", "com.docker.compose.project={name}"),
+        ("label", "com.docker.compose.service=minio"),
+    ])
+    assert "MARK={mark}" in minio.config.env
+"""
+
+
+def test_overridden_name_and_files_change_what_runs_and_what_is_watched(
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
+) -> None:
+    root = pytestconfig.rootpath
+    name = f"{stack_state.settings.project_prefix}-{stack_state.identity.run_id}-renamed"
+    mark = uuid.uuid4().hex[:8]
+    overlay = tmp_path / "mark.json"
+    overlay.write_text(f'{{"services": {{"minio": {{"environment": {{"MARK": "{mark}"}}}}}}}}')
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(OVERRIDING_CONFTEST.format(name=name, overlay=overlay))
+    (suite / "test_overridden.py").write_text(OVERRIDDEN_TEST.format(name=name, mark=mark))
+    env = {"K2_E2E_ARTIFACTS": str(tmp_path / "artifacts"), "K2_E2E_PROFILE": "minimal"}
+    args = ("-c", str(root / "pyproject.toml"), "--rootdir", str(root), "-o", "addopts=")
+    code, output = _nested_pytest(root, env, *args, "-s", str(suite))
+    assert code == 0, output[-3000:]
+    assert f"starting profile 'minimal' of {name}" in output, output[-3000:]
+    assert leftovers(Engine(), name) == NOTHING
+
+
+def test_a_second_compose_project_runs_through_the_plugin_alone() -> None:
+    """examples/object-store: another project's own tests, with no K2 code, are green."""
+    imports = [
+        line
+        for path in EXAMPLE.rglob("*.py")
+        for line in path.read_text().splitlines()
+        if line.startswith(("import ", "from ")) and ("k2" in line or "tests" in line)
+    ]
+    assert imports == [], imports
+    code, output = _nested_pytest(EXAMPLE, {}, "-s")
+    assert code == 0, output[-3000:]
+    assert "3 passed" in output, output[-3000:]
+    project = next(line.split()[-1] for line in output.splitlines() if "starting profile" in line)
+    assert project.startswith("demoe2e-")
+    assert leftovers(Engine(), project) == NOTHING
 
 
 def test_cpu_limit_holds_a_busy_process_to_its_quota() -> None:

@@ -18,9 +18,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pyarrow import fs
 from pyiceberg.catalog import Catalog, load_catalog
 
-from tests.e2e.plugin import E2ESession
-from tests.e2e.utils.compose_project import ComposeProject
+from e2e_stack import ComposeProject, Engine
+from e2e_stack.state import RunState
+from e2e_stack.sweep import leftovers
 from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.stacks import throwaway_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -155,12 +157,10 @@ def _minio_keys(stack: ComposeProject, prefix: str) -> set[str]:
 def _catalog_rows(stack: ComposeProject, namespace: str) -> list[list[str]]:
     pg = stack.service_env("postgres")
     sql = "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables"
-    out = stack.docker.compose.execute(
+    out = stack.engine.execute(
         "postgres",
         ["psql", "-U", pg["POSTGRES_USER"], "-d", pg["POSTGRES_DB"], "-At", "-F", "|", "-c", sql],
-        tty=False,
     )
-    assert isinstance(out, str)
     rows = [line.split("|") for line in out.splitlines() if line]
     return [row for row in rows if row[0] == namespace]
 
@@ -201,42 +201,26 @@ def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
     assert catalog_rows == [[namespace, "trades", table.metadata_location]]
 
 
-def test_second_stack_runs_beside_the_first(
-    stack: ComposeProject, k2_e2e: E2ESession, tmp_path: Path
+@pytest.mark.anyio
+async def test_second_stack_runs_beside_the_first(
+    pytestconfig: pytest.Config, stack: ComposeProject, stack_state: RunState, tmp_path: Path
 ) -> None:
     # Labelled as this run's, so a run killed mid-test leaves it to the next run's sweep. The
     # twin is minimal whatever the first runs: isolation is the point, not the K2 services.
-    twin = ComposeProject.create(
-        stack.root,
-        f"{stack.name}-twin",
-        ("minimal",),
-        tmp_path,
-        labels=k2_e2e.identity.labels(),
-        host=stack.host,
-    )
+    twin = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path)
     try:
-        twin.up()
-        for each in (stack, twin):
-            states = {
-                c.name: (
-                    c.state.health.status if c.state.health else c.state.status,
-                    c.state.exit_code,
-                )
-                for c in each.docker.compose.ps(all=True)
-            }
-            not_ready = {
-                name: state
-                for name, state in states.items()
-                if state[0] != "healthy" and state != ("exited", 0)
-            }
-            assert not not_ready, f"{each.name}: {not_ready}"
-        published = twin.published()
+        await twin.start("minimal")
+        published = twin.project.published()
         assert published, "the profile publishes no port"
         first_ports = {stack.host_port(s, p) for s, p in published}
-        twin_ports = {twin.host_port(s, p) for s, p in published}
+        twin_ports = {twin.project.host_port(s, p) for s, p in published}
         assert len(first_ports) == len(published) == len(twin_ports)
         assert not first_ports & twin_ports
-        _roundtrip_avro(twin, count=20)
+        _roundtrip_avro(twin.project, count=20)
     finally:
-        twin.down()
-    assert not twin.docker.compose.ps(all=True)
+        await twin.stop()
+    assert leftovers(Engine(), twin.project.name) == {
+        "containers": [],
+        "networks": [],
+        "volumes": [],
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.utils.cpu_limit import PERIOD_US, CpuLimit, CpuLimitError, remove_unused
+from e2e_stack.cpu_limit import PERIOD_US, CpuLimit, CpuLimitError, remove_unused
 
 
 def v1_root(tmp_path: Path) -> Path:

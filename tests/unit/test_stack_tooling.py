@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from e2e_stack import free_port
 from k2.stack.baseimage import mirrors_from_apt
 from k2.stack.errors import StackError
 from k2.stack.fetch import FetchStep
 from k2.stack.images import inputs_hash, load_specs
-from tests.e2e.utils.compose_project import free_loopback_port
 
 # Made-up mirror names: tests must not carry a real registry host.
 DEB822 = """\
@@ -142,9 +142,9 @@ def test_missing_extra_input_is_refused(tmp_path: Path) -> None:
 
 def test_free_port_is_bindable_and_skips_taken_ports() -> None:
     rng = random.Random(7)
-    taken = free_loopback_port(random.Random(7))
+    taken = free_port(rng=random.Random(7))
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", taken))
-        port = free_loopback_port(rng)
+        port = free_port(rng=rng)
         assert port != taken
         assert 20000 <= port <= 32767

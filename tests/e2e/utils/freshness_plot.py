@@ -8,25 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt
 
-if TYPE_CHECKING:
-    from tests.e2e.utils.performance_monitor import RunResult
+
+class PlottedRun(NamedTuple):
+    """What the plot shows of one measured run."""
+
+    name: str
+    p99_s: float
+    freshness_sample: Sequence[float]
 
 
-def plot(runs: Sequence[RunResult], slo_s: float, path: Path) -> None:
+def plot(runs: Sequence[PlottedRun], slo_s: float, path: Path) -> None:
     """Write one PNG with both panels for every run."""
     figure, (cdf, series) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     try:
         for run in runs:
             values = sorted(run.freshness_sample)
             share = [(i + 1) / len(values) for i in range(len(values))]
-            label = f"{run.name} (p99 {run.freshness.p99:.2f} s)"
+            label = f"{run.name} (p99 {run.p99_s:.2f} s)"
             cdf.step(values, share, where="post", label=label)
             series.plot(
                 [

@@ -22,9 +22,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema
 from pyiceberg.catalog import Catalog, load_catalog
 
+from e2e_stack import ComposeProject, StackUnhealthy
 from k2.model import TOPIC, decode_body, split_wire
 from k2.model.names import ICEBERG_TABLE
-from tests.e2e.utils.compose_project import ComposeProject
 from tests.e2e.utils.data_validator import (
     Canonical,
     HopReport,
@@ -34,7 +34,6 @@ from tests.e2e.utils.data_validator import (
     mismatch_text,
     unreadable,
 )
-from tests.e2e.utils.health_wait import StackUnhealthy
 
 T = TypeVar("T")
 API_PAGE = 10_000

@@ -336,10 +336,11 @@ class PerformanceMonitor:
         }
         json_path = directory / JSON_NAME
         json_path.write_text(json.dumps(document, indent=2) + "\n")
-        from tests.e2e.utils.freshness_plot import plot  # matplotlib only when there is a run
+        from tests.e2e.utils.freshness_plot import PlottedRun, plot  # matplotlib on use only
 
         plot_path = directory / PLOT_NAME
-        plot(self.runs, self.slo_s, plot_path)
+        shown = [PlottedRun(r.name, r.freshness.p99, r.freshness_sample) for r in self.runs]
+        plot(shown, self.slo_s, plot_path)
         return [json_path, plot_path]
 
     def summary_lines(self) -> list[str]:

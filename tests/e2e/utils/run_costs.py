@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.utils import cpu_meter
-from tests.e2e.utils.health_wait import observe
+from e2e_stack import Engine, cpu_meter
 
 API_SERVICE = "k2-query-api"
 CONSUMER_SERVICE = "consumer-crypto"
@@ -49,7 +48,7 @@ class CostMeter:
     """Reads the counters before and after a run; `report` turns them into the run's costs.
 
     Args:
-        docker: the stack's python-on-whales client (container pids come from it).
+        engine: the stack's engine adapter (container pids come from it).
         services: the services to account for.
         feed_pids: the feed's worker processes.
         api_url, consumer_health_url: where /health answers for the API and the consumer.
@@ -58,14 +57,14 @@ class CostMeter:
 
     def __init__(
         self,
-        docker: Any,
+        engine: Engine,
         services: Iterable[str],
         feed_pids: Iterable[int],
         api_url: str,
         consumer_health_url: str,
         api_requests: Callable[[], int],
     ) -> None:
-        states = observe(docker, sorted(services))
+        states = engine.observe(sorted(services))
         self._containers = {name: state.pid for name, state in states.items() if state.pid}
         self._processes = {"feed workers": list(feed_pids), "pytest (watch)": [os.getpid()]}
         self._api_url = api_url

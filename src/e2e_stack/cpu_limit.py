@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -198,3 +200,26 @@ def remove_unused(prefix: str, root: Path = CGROUP_ROOT) -> list[str]:
         if limit.name == directory.name and limit.remove():
             removed.append(directory.name)
     return removed
+
+
+RELEASE_S: Final = 5.0
+"""How long the last user waits for processes it started to leave before removing the cgroup."""
+
+
+@contextlib.contextmanager
+def held(limit: CpuLimit, pid: int) -> Iterator[CpuLimit]:
+    """Create the limit, put process `pid` (and what it starts) in it; undo both at the end.
+
+    Processes started meanwhile (load generators, a docker CLI call) may take a moment to
+    exit; another run with the same limit keeps the cgroup busy for good, and removes it
+    itself when it finishes.
+    """
+    limit.create()
+    came_from = limit.join(pid)
+    try:
+        yield limit
+    finally:
+        limit.leave(pid, came_from)
+        deadline = time.monotonic() + RELEASE_S
+        while not limit.remove() and time.monotonic() < deadline:
+            time.sleep(0.1)

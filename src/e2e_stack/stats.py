@@ -10,8 +10,7 @@ import contextlib
 import threading
 from dataclasses import dataclass
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from e2e_stack.engine import Engine, EngineError
 
 SAMPLE_EVERY_S = 15.0
 """Each sample is a `compose ps` and a `docker stats` (measured: 0.25 CPU-seconds together on a
@@ -29,8 +28,8 @@ class Peak:
 class StatsSampler:
     """A daemon thread that keeps per-service peaks until stopped."""
 
-    def __init__(self, docker: DockerClient, every_s: float = SAMPLE_EVERY_S) -> None:
-        self._docker = docker
+    def __init__(self, engine: Engine, every_s: float = SAMPLE_EVERY_S) -> None:
+        self._engine = engine
         self._every_s = every_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -40,7 +39,7 @@ class StatsSampler:
     def start(self) -> None:
         """Begin sampling (idempotent)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="k2-stats", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="e2e-stack-stats", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -53,23 +52,15 @@ class StatsSampler:
 
     def sample_once(self) -> None:
         """Take one sample now."""
-        containers = self._docker.compose.ps()
-        if not containers:
-            return
-        service_of = {
-            c.name: (c.config.labels or {}).get("com.docker.compose.service", c.name)
-            for c in containers
-        }
-        for stat in self._docker.stats(containers):
-            service = service_of.get(stat.container_name, stat.container_name)
+        for service, (cpu, memory_mib) in self._engine.stats().items():
             with self._lock:
                 peak = self.peaks.setdefault(service, Peak())
-                peak.cpu_percent = max(peak.cpu_percent, float(stat.cpu_percentage or 0.0))
-                peak.memory_mib = max(peak.memory_mib, (stat.memory_used or 0) / 2**20)
+                peak.cpu_percent = max(peak.cpu_percent, cpu)
+                peak.memory_mib = max(peak.memory_mib, memory_mib)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             # The stack may be coming up or going down; the next sample will tell.
-            with contextlib.suppress(DockerException):
+            with contextlib.suppress(EngineError):
                 self.sample_once()
             self._stop.wait(self._every_s)

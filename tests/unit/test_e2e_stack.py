@@ -1,4 +1,4 @@
-"""The E2E layer's logic that needs no Docker: options, naming, sweep, redaction, report."""
+"""The e2e_stack plugin's logic that needs no Docker: settings, carrier, naming, sweep."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.plugin import selects_e2e
-from tests.e2e.utils.compose_project import engine_host, labels_overlay
-from tests.e2e.utils.diagnostics import bundle_dir
-from tests.e2e.utils.options import E2EOptions
-from tests.e2e.utils.preflight import PortPin, PreflightError, check_ports, pinned_ports
-from tests.e2e.utils.readiness import (
+from e2e_stack.bundles import bundle_dir
+from e2e_stack.engine import COMPOSE_PROJECT_LABEL, ComposeBinding, Resource, host_of_endpoint
+from e2e_stack.identity import LabelKeys, RunIdentity
+from e2e_stack.manager import NO_PROFILE, growth_order
+from e2e_stack.preflight import PortPin, PreflightError, check_ports, pinned_ports
+from e2e_stack.project import CommandError, ComposeCommand, ComposeProject, labels_overlay
+from e2e_stack.readiness import (
     CompletesSuccessfully,
     ContainerState,
     HealthcheckPasses,
@@ -21,30 +22,37 @@ from tests.e2e.utils.readiness import (
     deadline_for,
     strategies,
 )
-from tests.e2e.utils.redact import MASK, Redactor, secrets_in
-from tests.e2e.utils.report import ServiceRow, format_table, rows_for
-from tests.e2e.utils.run_identity import LABEL_KEEP, PROJECT_PREFIX, RunIdentity
-from tests.e2e.utils.sweep import COMPOSE_PROJECT_LABEL, Resource, judge
+from e2e_stack.redact import MASK, Redactor, secrets_in
+from e2e_stack.settings import Settings
+from e2e_stack.summary import ServiceRow, format_table, rows_for
+from e2e_stack.sweep import judge
+from tests.e2e.k2_plugin import freshness_slo
 
 ROOT = Path("/repo")
+PREFIX = "demo"
+KEYS = LabelKeys("org.example.e2e")
 
 
 def _resolve(
     flags: dict[str, Any] | None = None,
     ini: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-) -> E2EOptions:
-    return E2EOptions.resolve(flags or {}, ini or {}, env or {}, ROOT)
+) -> Settings:
+    return Settings.resolve(flags or {}, ini or {}, env or {}, ROOT, "K2_E2E")
 
 
-# -- options ------------------------------------------------------------------------------
+# -- settings -----------------------------------------------------------------------------
 
 
-def test_option_defaults() -> None:
-    options = _resolve()
-    assert options == E2EOptions(
-        "minimal", keep=False, reuse=False, artifacts=ROOT / "e2e-artifacts"
-    )
+def test_settings_defaults() -> None:
+    settings = Settings.resolve({}, {}, {}, ROOT)
+    assert settings.compose_files == (ROOT / "docker-compose.yml",)
+    assert settings.profile is None
+    assert settings.profiles == ()
+    assert (settings.project_prefix, settings.label_namespace) == ("e2e", "io.e2e-stack")
+    assert (settings.keep, settings.reuse, settings.cpus) == (False, False, None)
+    assert settings.artifacts == ROOT / "e2e-artifacts"
+    assert settings.env_name("PROFILE") == "E2E_STACK_PROFILE"
 
 
 def test_flag_beats_env_beats_ini() -> None:
@@ -58,13 +66,20 @@ def test_flag_beats_env_beats_ini() -> None:
     assert _resolve({"keep": None}, {"keep": True}, {}).keep is True
 
 
-def test_freshness_slo_defaults_to_5s_and_reads_flag_env_ini() -> None:
-    assert _resolve().freshness_slo_s == 5.0
-    assert _resolve({}, {"freshness_slo": "4"}, {}).freshness_slo_s == 4.0
-    assert (
-        _resolve({}, {"freshness_slo": "4"}, {"K2_E2E_FRESHNESS_SLO_S": "3"}).freshness_slo_s == 3
+def test_env_names_follow_the_configured_prefix() -> None:
+    assert _resolve({}, {}, {"E2E_STACK_PROFILE": "full"}).profile is None
+    other = Settings.resolve({}, {}, {"DEMO_PROFILE": "big"}, ROOT, "DEMO")
+    assert other.profile == "big"
+
+
+def test_compose_files_and_profiles_are_lists_relative_to_the_root() -> None:
+    settings = _resolve({}, {"compose_files": ["a.yml", "/abs/b.yml"], "profiles": ["s", "l"]})
+    assert settings.compose_files == (ROOT / "a.yml", Path("/abs/b.yml"))
+    assert settings.profiles == ("s", "l")
+    assert _resolve({}, {}, {"K2_E2E_COMPOSE_FILES": "x.yml 'y z.yml'"}).compose_files == (
+        ROOT / "x.yml",
+        ROOT / "y z.yml",
     )
-    assert _resolve({"freshness_slo": "2.5"}, {}, {}).freshness_slo_s == 2.5
 
 
 def test_artifacts_relative_to_root_unless_absolute() -> None:
@@ -72,18 +87,14 @@ def test_artifacts_relative_to_root_unless_absolute() -> None:
     assert _resolve({}, {}, {"K2_E2E_ARTIFACTS": "/abs/a"}).artifacts == Path("/abs/a")
 
 
-@pytest.mark.parametrize(
-    ("markexpr", "selected"),
-    [
-        ("e2e", True),
-        ("e2e and not slow", True),
-        ("not slow and not chaos and not soak and not operational and not e2e", False),
-        ("", False),
-        ("slow", False),
-    ],
-)
-def test_only_an_e2e_selection_clears_the_previous_reports(markexpr: str, selected: bool) -> None:
-    assert selects_e2e(markexpr) is selected
+def test_freshness_slo_defaults_to_5s_and_reads_flag_env_ini() -> None:
+    assert freshness_slo(None, {}, "") == 5.0
+    assert freshness_slo(None, {}, "4") == 4.0
+    assert freshness_slo(None, {"K2_E2E_FRESHNESS_SLO_S": "3"}, "4") == 3.0
+    assert freshness_slo("2.5", {"K2_E2E_FRESHNESS_SLO_S": "3"}, "") == 2.5
+    for bad in ("soon", "0", "inf"):
+        with pytest.raises(pytest.UsageError, match="not a positive number of seconds"):
+            freshness_slo(bad, {}, "")
 
 
 def test_reuse_implies_keep() -> None:
@@ -95,13 +106,12 @@ def test_reuse_implies_keep() -> None:
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
-        ({"profile": "huge"}, {}, "not a profile"),
         ({}, {"K2_E2E_KEEP": "maybe"}, "not a boolean"),
         ({"reuse": True}, {"CI": "true"}, "refused under CI"),
         ({"reuse": True}, {"K2_E2E_GATE": "1"}, "refused in the pre-release gate"),
-        ({"freshness_slo": "soon"}, {}, "not a positive number of seconds"),
-        ({}, {"K2_E2E_FRESHNESS_SLO_S": "0"}, "not a positive number of seconds"),
-        ({"freshness_slo": "inf"}, {}, "not a positive number of seconds"),
+        ({"cpus": "fast"}, {}, "not a positive number of cores"),
+        ({"project_prefix": "My Stack"}, {}, "cannot start a compose project name"),
+        ({"label_namespace": "Org/Example"}, {}, "is not a label namespace"),
     ],
 )
 def test_bad_options_fail_with_one_line(
@@ -116,18 +126,22 @@ def test_bad_options_fail_with_one_line(
 
 def test_project_names_are_unique_per_run_and_worker() -> None:
     a, b = RunIdentity.current(), RunIdentity.current()
-    assert a.project_name() != b.project_name()
-    assert a.project_name().startswith(f"{PROJECT_PREFIX}-")
-    assert a.project_name("gw0") != a.project_name("gw1")
-    assert a.project_name("gw0").endswith("-gw0")
+    assert a.project_name(PREFIX) != b.project_name(PREFIX)
+    assert a.project_name(PREFIX).startswith(f"{PREFIX}-")
+    assert a.project_name(PREFIX, "gw0") != a.project_name(PREFIX, "gw1")
+    assert a.project_name(PREFIX, "gw0").endswith("-gw0")
+    assert RunIdentity.current("abc").run_id == "abc"
 
 
-def test_identity_round_trips_through_labels() -> None:
+def test_identity_round_trips_through_labels_of_its_namespace() -> None:
     me = RunIdentity.current()
-    assert RunIdentity.from_labels(me.labels()) == RunIdentity(
+    labels = me.labels(KEYS)
+    assert all(key.startswith("org.example.e2e.") for key in labels)
+    assert RunIdentity.from_labels(labels, KEYS) == RunIdentity(
         me.run_id, me.pid, me.pid_start, me.host, float(f"{me.started_at:.0f}")
     )
-    assert RunIdentity.from_labels({"com.docker.compose.project": "x"}) is None
+    assert RunIdentity.from_labels(labels, LabelKeys("other.ns")) is None
+    assert RunIdentity.from_labels({"com.docker.compose.project": "x"}, KEYS) is None
 
 
 def test_labels_overlay_covers_services_networks_volumes() -> None:
@@ -146,8 +160,8 @@ def test_labels_overlay_covers_services_networks_volumes() -> None:
         ({"DOCKER_HOST": "unix:///var/run/docker.sock"}, "127.0.0.1"),
     ],
 )
-def test_engine_host_follows_docker_host(env: dict[str, str], host: str) -> None:
-    assert engine_host(env) == host
+def test_engine_address_follows_docker_host(env: dict[str, str], host: str) -> None:
+    assert host_of_endpoint(env["DOCKER_HOST"]) == host
 
 
 # -- sweep ---------------------------------------------------------------------------------
@@ -163,34 +177,36 @@ def _resources(project: str, labels: dict[str, str]) -> list[Resource]:
 
 
 def _owner(pid: int, host: str = "here") -> dict[str, str]:
-    return RunIdentity("run1", pid, "123", host, 1.0).labels()
+    return RunIdentity("run1", pid, "123", host, 1.0).labels(KEYS)
 
 
 def test_sweep_removes_only_dead_runs_of_ours_on_this_host() -> None:
-    dead = _resources(f"{PROJECT_PREFIX}-dead", _owner(11))
-    live = _resources(f"{PROJECT_PREFIX}-live", _owner(22))
-    kept = _resources(f"{PROJECT_PREFIX}-kept", {**_owner(11), LABEL_KEEP: "true"})
-    remote = _resources(f"{PROJECT_PREFIX}-remote", _owner(11, host="elsewhere"))
-    unlabelled = _resources(f"{PROJECT_PREFIX}-manual", {})
-    foreign = _resources("k2", _owner(11))
+    dead = _resources(f"{PREFIX}-dead", _owner(11))
+    live = _resources(f"{PREFIX}-live", _owner(22))
+    kept = _resources(f"{PREFIX}-kept", {**_owner(11), KEYS.keep: "true"})
+    remote = _resources(f"{PREFIX}-remote", _owner(11, host="elsewhere"))
+    unlabelled = _resources(f"{PREFIX}-manual", {})
+    foreign = _resources("other", _owner(11))
     verdicts = judge(
         [*dead, *live, *kept, *remote, *unlabelled, *foreign],
         host="here",
+        prefix=PREFIX,
+        keys=KEYS,
         alive=lambda pid, _start: pid == 22,
     )
     by_project = {v.project: v for v in verdicts}
-    assert "k2" not in by_project, "a project without our prefix is never even considered"
-    assert [v.project for v in verdicts if v.remove] == [f"{PROJECT_PREFIX}-dead"]
-    assert len(by_project[f"{PROJECT_PREFIX}-dead"].resources) == 3
-    assert "still alive" in by_project[f"{PROJECT_PREFIX}-live"].reason
-    assert "kept" in by_project[f"{PROJECT_PREFIX}-kept"].reason
-    assert "elsewhere" in by_project[f"{PROJECT_PREFIX}-remote"].reason
-    assert "no run labels" in by_project[f"{PROJECT_PREFIX}-manual"].reason
+    assert "other" not in by_project, "a project without our prefix is never even considered"
+    assert [v.project for v in verdicts if v.remove] == [f"{PREFIX}-dead"]
+    assert len(by_project[f"{PREFIX}-dead"].resources) == 3
+    assert "still alive" in by_project[f"{PREFIX}-live"].reason
+    assert "kept" in by_project[f"{PREFIX}-kept"].reason
+    assert "elsewhere" in by_project[f"{PREFIX}-remote"].reason
+    assert "no run labels" in by_project[f"{PREFIX}-manual"].reason
 
 
 def test_sweep_finds_a_dead_run_from_its_leftover_volume_alone() -> None:
-    [volume] = [r for r in _resources(f"{PROJECT_PREFIX}-x", _owner(5)) if r.kind == "volume"]
-    [verdict] = judge([volume], host="here", alive=lambda *_: False)
+    [volume] = [r for r in _resources(f"{PREFIX}-x", _owner(5)) if r.kind == "volume"]
+    [verdict] = judge([volume], host="here", prefix=PREFIX, keys=KEYS, alive=lambda *_: False)
     assert verdict.remove
 
 
@@ -209,7 +225,7 @@ def test_secrets_come_from_secret_named_variables() -> None:
 
 
 def test_redactor_masks_values_and_secret_assignments() -> None:
-    redact = Redactor({"hunter22", "k2"}).add("k2-dev-api-key-2026")
+    redact = Redactor({"hunter22", "k2", "k2-dev-api-key-2026"})
     text = (
         "password hunter22 used; key=k2-dev-api-key-2026; "
         "X-Api-Key: abc123 AWS_SECRET_ACCESS_KEY='zzz' user k2 ok"
@@ -323,3 +339,80 @@ def test_taken_pinned_port_names_the_variable_and_the_fix() -> None:
     check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port: True)
     with pytest.raises(PreflightError, match=r"19000 \(K2_MINIO_PORT\) is already in use"):
         check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port: False)
+
+
+def test_pinned_ports_are_any_variable_named_like_a_port() -> None:
+    text = 'ports: ["127.0.0.1:${DB_PORT:-}:5432", "${OTHER:-1}:80"]'
+    assert pinned_ports([text], {"DB_PORT": "15432", "OTHER": "2"}) == [PortPin("DB_PORT", 15432)]
+
+
+# -- the carrier ---------------------------------------------------------------------------
+
+
+def test_compose_command_is_taken_apart_for_the_cli_and_python_on_whales() -> None:
+    command = ComposeCommand.parse('docker compose --env-file "run 1.env" --ansi never', ROOT)
+    assert command.client_call == ("docker",)
+    assert command.env_files == (ROOT / "run 1.env",)
+    assert command.options == ("--env-file", str(ROOT / "run 1.env"), "--ansi", "never")
+    wrapped = ComposeCommand.parse("sudo -n docker compose --project-directory=/p", ROOT)
+    assert wrapped.client_call == ("sudo", "-n", "docker")
+    assert wrapped.project_directory == Path("/p")
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("docker-compose", "not compose v2"),
+        ("docker compose -p other", "docker_compose_project_name"),
+        ("docker compose -f x.yml", "docker_compose_file"),
+        ("docker compose --profile big", "e2e_profile"),
+        ("docker compose --dry-run", "not understood"),
+        ("docker compose --env-file", "needs a value"),
+    ],
+)
+def test_compose_command_refuses_what_would_split_run_from_watch(
+    command: str, message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        ComposeCommand.parse(command, ROOT)
+
+
+def test_project_from_fixtures_calls_compose_with_its_name_files_and_profiles() -> None:
+    project = ComposeProject.from_fixtures(
+        "docker compose --env-file run.env", "stack.yml", "demo-1", ROOT, profiles=("big",)
+    )
+    project = project.with_overlay(ROOT / "labels.json")
+    binding: ComposeBinding | None = project.engine.binding
+    assert binding is not None
+    assert binding.argv("up", "-d") == [
+        "docker",
+        "compose",
+        "--env-file",
+        str(ROOT / "run.env"),
+        "-f",
+        str(ROOT / "stack.yml"),
+        "-f",
+        str(ROOT / "labels.json"),
+        "-p",
+        "demo-1",
+        "--profile",
+        "big",
+        "up",
+        "-d",
+    ]
+
+
+def test_growth_order_follows_the_compose_files() -> None:
+    model: dict[str, Any] = {
+        "services": {
+            "a": {"profiles": ["small", "large"]},
+            "b": {"profiles": ["large"]},
+            "c": {"profiles": ["large"]},
+            "d": {},
+        }
+    }
+    assert growth_order(model) == ("small", "large")
+    assert growth_order(model, ["large"]) == ("large",)
+    with pytest.raises(ValueError, match="huge"):
+        growth_order(model, ["huge"])
+    assert growth_order({"services": {"x": {}}}) == (NO_PROFILE,)

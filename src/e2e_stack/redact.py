@@ -9,7 +9,8 @@ from typing import Any
 MASK = "***"
 # Variable names whose values are secrets, wherever they appear in the compose model.
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|API_KEY|TOKEN|CREDENTIAL", re.IGNORECASE)
-# Values shorter than this are not masked on their own: masking "k2" would shred the logs.
+# Values shorter than this are not masked on their own: masking a two-letter user name
+# would shred the logs.
 _MIN_SECRET_LEN = 6
 
 
@@ -36,10 +37,6 @@ class Redactor:
             r"(?P<sep>\s*[=:]\s*)(?P<quote>[\"']?)(?P<value>[^\s\"',;]+)",
             re.IGNORECASE,
         )
-
-    def add(self, *secrets: str) -> Redactor:
-        """A redactor that also masks these values."""
-        return Redactor({*self.secrets, *secrets})
 
     def __call__(self, text: str) -> str:
         """The text with every secret masked."""

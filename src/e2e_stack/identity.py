@@ -14,15 +14,45 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_PREFIX = "k2e2e"
-LABEL_PREFIX = "org.k2.e2e"
-LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"
-LABEL_PID = f"{LABEL_PREFIX}.pid"
-LABEL_PID_START = f"{LABEL_PREFIX}.pid-start"
-LABEL_HOST = f"{LABEL_PREFIX}.host"
-LABEL_STARTED = f"{LABEL_PREFIX}.started-at"
-LABEL_KEEP = f"{LABEL_PREFIX}.keep"
-LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """The label names under one namespace (the `e2e_label_namespace` setting)."""
+
+    namespace: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+    @property
+    def run_id(self) -> str:
+        """Which run made the resource."""
+        return self._key("run-id")
+
+    @property
+    def pid(self) -> str:
+        """The pid of the pytest process that owns the run."""
+        return self._key("pid")
+
+    @property
+    def pid_start(self) -> str:
+        """That process's kernel start time (tells it from a reused pid)."""
+        return self._key("pid-start")
+
+    @property
+    def host(self) -> str:
+        """The machine the run ran on."""
+        return self._key("host")
+
+    @property
+    def started(self) -> str:
+        """When the run began (epoch seconds)."""
+        return self._key("started-at")
+
+    @property
+    def keep(self) -> str:
+        """Set to "true" on stacks kept on purpose (keep/reuse): never swept."""
+        return self._key("keep")
 
 
 def process_start_ticks(pid: int) -> str | None:
@@ -61,45 +91,45 @@ class RunIdentity:
     started_at: float
 
     @classmethod
-    def current(cls) -> RunIdentity:
-        """The identity of the current process, now."""
+    def current(cls, run_id: str | None = None) -> RunIdentity:
+        """The identity of the current process, now (under `run_id` when one is given)."""
         pid = os.getpid()
         return cls(
-            run_id=uuid.uuid4().hex[:10],
+            run_id=run_id or uuid.uuid4().hex[:10],
             pid=pid,
             pid_start=process_start_ticks(pid) or "",
             host=socket.gethostname(),
             started_at=time.time(),
         )
 
-    def labels(self) -> dict[str, str]:
+    def labels(self, keys: LabelKeys) -> dict[str, str]:
         """Labels for every container, network and volume of this run's stack."""
         return {
-            LABEL_RUN_ID: self.run_id,
-            LABEL_PID: str(self.pid),
-            LABEL_PID_START: self.pid_start,
-            LABEL_HOST: self.host,
-            LABEL_STARTED: f"{self.started_at:.0f}",
+            keys.run_id: self.run_id,
+            keys.pid: str(self.pid),
+            keys.pid_start: self.pid_start,
+            keys.host: self.host,
+            keys.started: f"{self.started_at:.0f}",
         }
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> RunIdentity | None:
+    def from_labels(cls, labels: dict[str, str], keys: LabelKeys) -> RunIdentity | None:
         """Read an identity back, or None when the labels are not (all) ours."""
         try:
             return cls(
-                run_id=labels[LABEL_RUN_ID],
-                pid=int(labels[LABEL_PID]),
-                pid_start=labels[LABEL_PID_START],
-                host=labels[LABEL_HOST],
-                started_at=float(labels[LABEL_STARTED]),
+                run_id=labels[keys.run_id],
+                pid=int(labels[keys.pid]),
+                pid_start=labels[keys.pid_start],
+                host=labels[keys.host],
+                started_at=float(labels[keys.started]),
             )
         except (KeyError, ValueError):
             return None
 
-    def project_name(self, worker: str | None = None) -> str:
+    def project_name(self, prefix: str, worker: str | None = None) -> str:
         """A compose project name unique to this run (and xdist worker, if any)."""
         suffix = f"-{_slug(worker)}" if worker else ""
-        return f"{PROJECT_PREFIX}-{self.run_id}{suffix}"
+        return f"{prefix}-{self.run_id}{suffix}"
 
 
 def _slug(text: str) -> str:

@@ -1,0 +1,331 @@
+"""The plugin's fixtures: pytest-docker's five describe the project, the rest run it.
+
+Every step is a fixture a nearer conftest can override, and overriding it changes that step
+for everything after it: the project (`stack_project`) is built from `docker_compose_command`,
+`docker_compose_file` and `docker_compose_project_name`, and the manager runs exactly
+`docker_setup` and `docker_cleanup`. pytest-docker's `docker_services` returns the running
+stack, so its `port_for` works here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from e2e_stack import preflight, reuse
+from e2e_stack.cpu_limit import CpuLimit, CpuLimitError, held, remove_unused
+from e2e_stack.engine import Engine
+from e2e_stack.manager import (
+    DEFAULT_CLEANUP,
+    DEFAULT_SETUP,
+    StackManager,
+    growth_order,
+    profiles_of,
+)
+from e2e_stack.preflight import PreflightError
+from e2e_stack.project import (
+    CommandError,
+    ComposeProject,
+    labels_overlay,
+    write_env_file,
+    write_overlay,
+)
+from e2e_stack.redact import Redactor, secrets_in
+from e2e_stack.settings import Settings
+from e2e_stack.state import RunState, run_state
+from e2e_stack.stats import StatsSampler
+from e2e_stack.sweep import sweep
+
+PREFLIGHT_EXIT = 4
+
+
+def _stop(message: str) -> None:
+    """End the session with one line: nothing has started yet."""
+    pytest.exit(f"e2e-stack preflight: {message}", returncode=PREFLIGHT_EXIT)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved --e2e-* settings."""
+    return run_state(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def stack_state(pytestconfig: pytest.Config) -> RunState:
+    """This process's run: settings, identity, xdist worker."""
+    return run_state(pytestconfig)
+
+
+# -- pytest-docker's fixtures, with this plugin's defaults -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(stack_settings: Settings) -> list[str]:
+    """The compose files (setting e2e_compose_files), base first."""
+    return [str(path) for path in stack_settings.compose_files]
+
+
+@pytest.fixture(scope="session")
+def stack_preflight(
+    pytestconfig: pytest.Config, stack_settings: Settings, docker_compose_file: list[str]
+) -> dict[str, Any]:
+    """Every check before `up`; the model of every profile. pytest stops here if one fails."""
+    probe = ComposeProject.from_fixtures(
+        "docker compose",
+        docker_compose_file,
+        f"{stack_settings.project_prefix}-preflight",
+        pytestconfig.rootpath,
+    )
+
+    def growing_to(everything: dict[str, Any]) -> tuple[str, ...]:
+        """The profiles this session may grow to: their images must all be there."""
+        try:
+            order = growth_order(everything, stack_settings.profiles)
+        except ValueError as exc:
+            raise PreflightError(str(exc)) from exc
+        start = stack_settings.profile or order[0]
+        if start not in order:
+            raise PreflightError(
+                f"profile {start!r} is not in the compose files: choose one of {', '.join(order)}"
+            )
+        return tuple(p for p in order[order.index(start) :] if p)
+
+    try:
+        everything = preflight.run_all(
+            probe, growing_to, stack_settings.engine_hint, stack_settings.images_hint, os.environ
+        )
+    except PreflightError as exc:
+        _stop(str(exc))
+    return everything
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name(
+    stack_state: RunState, stack_settings: Settings, stack_preflight: dict[str, Any]
+) -> str:
+    """Unique per run and xdist worker; stable per config hash under --e2e-reuse."""
+    prefix = stack_settings.project_prefix
+    if stack_settings.reuse:
+        digest = reuse.config_hash(stack_preflight, Engine())
+        return reuse.reuse_project_name(prefix, digest, stack_state.worker)
+    return stack_state.identity.project_name(prefix, stack_state.worker)
+
+
+@pytest.fixture(scope="session")
+def stack_run_dir(
+    pytestconfig: pytest.Config,
+    stack_state: RunState,
+    stack_settings: Settings,
+    docker_compose_project_name: str,
+) -> Iterator[Path]:
+    """Where the run's generated files go: its variables file and labels overlay.
+
+    Removed at the end unless the stack is kept (a reused stack keeps its variables).
+    """
+    directory = stack_state.run_dir(pytestconfig.rootpath, docker_compose_project_name)
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory
+    if not stack_settings.keep:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_env_file(
+    pytestconfig: pytest.Config,
+    stack_settings: Settings,
+    docker_compose_project_name: str,
+    stack_run_dir: Path,
+) -> Path:
+    """The run's compose variables file, from the pytest_e2e_stack_environment hook."""
+    variables: dict[str, str] = {}
+    for found in pytestconfig.hook.pytest_e2e_stack_environment(
+        settings=stack_settings, project_name=docker_compose_project_name
+    ):
+        variables |= found or {}
+    return write_env_file(stack_run_dir / "stack.env", variables)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command(stack_env_file: Path) -> str:
+    """Compose v2 with the run's variables file."""
+    return f'docker compose --env-file "{stack_env_file}"'
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    """Start detached; the manager waits, in parallel and with logs. Profiles come as --profile."""
+    return list(DEFAULT_SETUP)
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    """Remove containers, networks and volumes of every profile."""
+    return list(DEFAULT_CLEANUP)
+
+
+# -- running it ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stack_cpu_limit(stack_state: RunState, stack_settings: Settings) -> Iterator[str | None]:
+    """The --e2e-cpus cgroup every container and this process share; None when unlimited."""
+    if stack_settings.cpus is None:
+        yield None
+        return
+    limit = CpuLimit(stack_settings.cpus, stack_settings.project_prefix)
+    engine = Engine()
+    try:
+        limit.check(engine.cgroup_driver(), engine.address() == "127.0.0.1")
+    except CpuLimitError as exc:
+        _stop(str(exc))
+    # This process (and the processes it starts) shares the limit with the stack.
+    with held(limit, os.getpid()):
+        yield limit.cgroup_parent
+
+
+@pytest.fixture(scope="session")
+def stack_project(
+    pytestconfig: pytest.Config,
+    stack_state: RunState,
+    stack_settings: Settings,
+    stack_preflight: dict[str, Any],
+    stack_cpu_limit: str | None,
+    stack_run_dir: Path,
+    docker_compose_command: str,
+    docker_compose_file: list[str],
+    docker_compose_project_name: str,
+) -> ComposeProject:
+    """The one carrier: what pytest-docker's fixtures say, plus the run's labels overlay."""
+    root = pytestconfig.rootpath
+    try:
+        project = ComposeProject.from_fixtures(
+            docker_compose_command,
+            docker_compose_file,
+            docker_compose_project_name,
+            root,
+            host=Engine().address(),
+            all_profiles_model=stack_preflight,
+        )
+    except CommandError as exc:
+        _stop(str(exc))
+    keys = stack_state.keys
+    labels = stack_state.identity.labels(keys)
+    if stack_settings.keep:
+        labels[keys.keep] = "true"
+    overlay = write_overlay(
+        stack_run_dir / "labels.json",
+        labels_overlay(stack_preflight, labels, stack_cpu_limit),
+    )
+    # The model holds every secret as compose resolved it, from the environment too.
+    stack_state.redactor = Redactor(secrets_in(stack_preflight))
+    return project.with_overlay(overlay)
+
+
+def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A CI cancel sends SIGTERM: turn it into Ctrl-C so teardown still runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def stack_manager(
+    pytestconfig: pytest.Config,
+    stack_state: RunState,
+    stack_settings: Settings,
+    stack_project: ComposeProject,
+    stack_preflight: dict[str, Any],
+    docker_setup: str | list[str],
+    docker_cleanup: str | list[str],
+) -> Iterator[StackManager]:
+    """The session's stack: sweeps dead runs' stacks first, tears its own down at the end."""
+    reporter: Any = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture: Any = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def say(line: str) -> None:
+        """Progress to the terminal now, not into the test's captured output."""
+        if reporter is None or stack_state.worker is not None:
+            return
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            reporter.write_line(line)
+
+    if stack_state.worker is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    root = pytestconfig.rootpath
+    for verdict in sweep(
+        stack_project.engine,
+        stack_state.identity.host,
+        stack_settings.project_prefix,
+        stack_state.keys,
+    ):
+        if verdict.remove:
+            say(f"e2e-stack: removed leftover stack {verdict.project} ({verdict.reason})")
+            shutil.rmtree(stack_state.run_dir(root, verdict.project), ignore_errors=True)
+    for name in remove_unused(stack_settings.project_prefix):
+        say(f"e2e-stack: removed unused CPU-limit cgroup {name}")
+    manager = StackManager(
+        stack_project,
+        docker_setup,
+        docker_cleanup,
+        growth_order(stack_preflight, stack_settings.profiles),
+        keep=stack_settings.keep,
+        say=say,
+    )
+    start = stack_settings.profile or manager.order[0]
+    if stack_settings.reuse and reuse.all_ready(stack_project.with_profiles(profiles_of(start))):
+        manager.adopt(start)
+        say(f"e2e-stack: reusing running stack {stack_project.name}")
+    stack_state.manager = manager
+    # Sampling starts once a profile is up: `docker stats` costs the engine CPU that the
+    # services need while they start (measured: it slowed start-up on two cores).
+    stack_state.sampler = sampler = StatsSampler(stack_project.engine)
+    manager.on_ready = sampler.start
+    try:
+        yield manager
+    finally:
+        sampler.stop()
+        manager.stop_now()
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack_manager: StackManager, stack_settings: Settings) -> dict[str, str]:
+    """The stack up and ready in its starting profile: service -> 'host:port'."""
+    return stack_manager.start_now(stack_settings.profile)
+
+
+class _ComposeCaller:
+    """What pytest-docker's `Services` calls: `execute(subcommand)` on the running project."""
+
+    def __init__(self, manager: StackManager) -> None:
+        self._manager = manager
+
+    def execute(self, subcommand: str, **_: Any) -> bytes:
+        return self._manager.project.engine.compose(subcommand).encode()
+
+
+@pytest.fixture(scope="session")
+def docker_services(stack_manager: StackManager, running_stack: dict[str, str]) -> Any:
+    """pytest-docker's `Services` over the running stack (`port_for`, `wait_until_responsive`)."""
+    try:
+        from pytest_docker import Services
+    except ImportError as exc:
+        raise RuntimeError(
+            "docker_services needs pytest-docker: pip install pytest-docker"
+        ) from exc
+    return Services(_ComposeCaller(stack_manager))
+
+
+@pytest.fixture(autouse=True)
+def _stack_still_ready(request: pytest.FixtureRequest) -> None:
+    """Before each stack test, notice a service that an earlier test restarted or broke."""
+    manager = run_state(request.config).manager
+    if manager is None or manager.active_profile is None:
+        return
+    if "stack_manager" in request.fixturenames:
+        manager.ensure_still_ready()

@@ -1,0 +1,190 @@
+"""The pytest plugin (entry point `e2e_stack`): settings, run identity, bundles, summary.
+
+Loads with every pytest run, unit runs included, so it imports only pytest and the standard
+library here; the Docker libraries load with the fixtures, when a stack is used. The fixtures
+are in `e2e_stack.fixtures`, registered at configure time so that they come after
+pytest-docker's and override its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Generator
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import pytest
+
+from e2e_stack import hookspecs
+from e2e_stack.identity import RunIdentity
+from e2e_stack.settings import Settings, add_options
+from e2e_stack.state import STATE, RunState
+from e2e_stack.summary import ServiceRow, format_table, rows_for
+
+STACK_FIXTURE: Final = "stack_manager"
+"""A test uses the stack when this fixture is in its closure (every stack fixture needs it)."""
+_RUN_ID_KEY: Final = "e2e_stack_run_id"
+_SUMMARY_KEY: Final = "e2e_stack_summary"
+_STARTED = pytest.StashKey[datetime]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The hooks a project implements (see e2e_stack.hookspecs)."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The --e2e-* options and their ini keys."""
+    add_options(parser)
+
+
+class _XdistController:
+    """Hooks that exist only when pytest-xdist is active, on the controller."""
+
+    def __init__(self, state: RunState) -> None:
+        self._state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every worker's stack carries the controller's run id."""
+        node.workerinput[_RUN_ID_KEY] = self._state.identity.run_id
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Collect each worker's summary rows."""
+        for row in getattr(node, "workeroutput", {}).get(_SUMMARY_KEY, []):
+            self._state.findings.worker_rows.append(ServiceRow(**row))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve settings once (a bad value stops pytest with one line) and name this run."""
+    settings = Settings.from_config(config)
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    identity = RunIdentity.current(workerinput.get(_RUN_ID_KEY))
+    state = RunState(settings, identity, workerinput.get("workerid"))
+    config.stash[STATE] = state
+    from e2e_stack import fixtures
+
+    config.pluginmanager.register(fixtures, "e2e-stack-fixtures")
+    if state.worker is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(state), "e2e-stack-xdist")
+
+
+def uses_stack(item: pytest.Item) -> bool:
+    """Whether a test needs the stack (directly or through another fixture)."""
+    return STACK_FIXTURE in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When this run uses a stack, remove what an earlier run left in the artifacts.
+
+    Safe under xdist: no worker runs a test before every worker has collected. Only the
+    plugin's own names go; the directory may be shared with other tools.
+    """
+    if not any(uses_stack(item) for item in session.items):
+        return
+    artifacts = session.config.stash[STATE].settings.artifacts
+    shutil.rmtree(artifacts / "failures", ignore_errors=True)
+    for summary in artifacts.glob("stack-summary-*.json"):
+        summary.unlink(missing_ok=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember when the test began: its failure bundle shows logs from then on."""
+    item.stash[_STARTED] = datetime.now(UTC)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the failure bundle to every failed test (or failed setup) that used the stack."""
+    report = yield
+    state = item.config.stash.get(STATE, None)
+    if (
+        report.failed
+        and state is not None
+        and state.manager is not None
+        and uses_stack(item)
+        and report.when in ("setup", "call")
+    ):
+        _attach_bundle(state, item, report)
+    return report
+
+
+def _attach_bundle(state: RunState, item: pytest.Item, report: pytest.TestReport) -> None:
+    from e2e_stack import bundles
+
+    manager = state.manager
+    assert manager is not None
+    findings = state.findings
+    if report.when == "setup" and manager.failure is not None and findings.setup_bundle:
+        # The stack failed once; every later test's setup error points at the same bundle.
+        report.sections.append(("e2e-stack bundle", f"see {findings.setup_bundle}"))
+        return
+    since = item.stash.get(_STARTED, datetime.now(UTC))
+    if report.when == "setup" and manager.failure is not None:
+        since = datetime.fromtimestamp(state.identity.started_at, UTC)
+    services = sorted(manager.project.everything()["services"])
+    sections = bundles.collect(manager.project.engine, services, since, state.redactor)
+    directory = bundles.write(
+        sections,
+        bundles.bundle_dir(state.settings.artifacts, item.nodeid),
+        header=f"{item.nodeid} failed in {report.when} (stack {manager.project.name})",
+    )
+    findings.bundles.append(directory)
+    if report.when == "setup" and manager.failure is not None:
+        findings.setup_bundle = directory
+    for section in sections:
+        report.sections.append((f"e2e-stack {section.title}", section.body))
+    report.sections.append(("e2e-stack bundle", f"written to {directory}"))
+
+
+def _rows(state: RunState) -> list[ServiceRow]:
+    """Summary rows of this process's stack plus those reported by xdist workers."""
+    rows = list(state.findings.worker_rows)
+    if state.manager is not None:
+        peaks = {
+            name: (peak.cpu_percent, peak.memory_mib)
+            for name, peak in (state.sampler.peaks if state.sampler else {}).items()
+        }
+        rows += rows_for(state.manager.project.name, state.manager.timings.ready_after_s, peaks)
+    return rows
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Safety net: the stack goes down even if fixture teardown never ran (Ctrl-C in setup)."""
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.sampler is not None:
+        state.sampler.stop()
+    if state.manager is not None:
+        state.manager.stop_now()
+    rows = _rows(state)
+    if rows:
+        summary = state.settings.artifacts / f"stack-summary-{state.worker or 'main'}.json"
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_SUMMARY_KEY] = [row.to_json() for row in rows]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Per-service ready time and peak CPU/memory, and where the artifacts are."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    rows = _rows(state)
+    findings = state.findings
+    if not rows and not findings.bundles and not findings.notes:
+        return
+    terminalreporter.section("e2e stack")
+    for line in [*format_table(rows), *findings.notes]:
+        terminalreporter.write_line(line)
+    if findings.bundles:
+        where = state.settings.artifacts / "failures"
+        terminalreporter.write_line(f"failure bundles: {len(findings.bundles)} under {where}")
+    elif rows:
+        terminalreporter.write_line(f"artifacts: {state.settings.artifacts}")

@@ -1,0 +1,61 @@
+"""What the plugin knows about the current pytest process, kept in the config's stash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import pytest
+
+from e2e_stack.identity import LabelKeys, RunIdentity
+from e2e_stack.redact import Redactor
+from e2e_stack.settings import Settings
+from e2e_stack.summary import ServiceRow
+
+if TYPE_CHECKING:  # the Docker libraries load only when a stack is used
+    from e2e_stack.manager import StackManager
+    from e2e_stack.stats import StatsSampler
+
+RUNS_DIR: Final = Path(".e2e-stack")
+"""Under the rootdir: each run's generated files (variables file, labels overlay)."""
+
+
+@dataclass
+class Findings:
+    """What the end-of-run summary reports besides the stack table."""
+
+    notes: list[str] = field(default_factory=list)
+    bundles: list[Path] = field(default_factory=list)
+    setup_bundle: Path | None = None
+    worker_rows: list[ServiceRow] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    """The settings and identity of this process's run, and the stack once one is used."""
+
+    settings: Settings
+    identity: RunIdentity
+    worker: str | None
+    manager: StackManager | None = None
+    sampler: StatsSampler | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+    findings: Findings = field(default_factory=Findings)
+
+    @property
+    def keys(self) -> LabelKeys:
+        """The label names of this run's namespace."""
+        return LabelKeys(self.settings.label_namespace)
+
+    def run_dir(self, root: Path, project_name: str) -> Path:
+        """Where a project's generated files go."""
+        return root / RUNS_DIR / project_name
+
+
+STATE: Final = pytest.StashKey[RunState]()
+
+
+def run_state(config: pytest.Config) -> RunState:
+    """This process's run state (set in pytest_configure)."""
+    return config.stash[STATE]

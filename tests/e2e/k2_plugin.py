@@ -1,0 +1,119 @@
+"""K2's additions to the e2e_stack plugin: the freshness SLO, the performance report, Kafka's port.
+
+Registered from the repository's root `conftest.py`, so `--e2e-freshness-slo` exists whatever
+path pytest is given. The stack itself (start, waits, bundles, sweep) is the e2e_stack
+plugin's, configured in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Final
+
+import pytest
+
+from e2e_stack.settings import Settings, SettingsError
+from e2e_stack.state import run_state
+from tests.e2e.utils.performance_monitor import JSON_NAME, PLOT_NAME, PerformanceMonitor
+
+KAFKA_PORT_VARIABLE: Final = "K2_KAFKA_HOST_PORT"
+DEFAULT_FRESHNESS_SLO_S: Final = 5.0
+SLO_FLAG: Final = "--e2e-freshness-slo"
+SLO_INI: Final = "e2e_freshness_slo"
+SLO_ENV: Final = "K2_E2E_FRESHNESS_SLO_S"
+_PERFORMANCE_KEY: Final = "k2_e2e_performance"
+PERFORMANCE = pytest.StashKey[PerformanceMonitor]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--e2e-freshness-slo (ini e2e_freshness_slo, env K2_E2E_FRESHNESS_SLO_S)."""
+    text = (
+        "freshness SLO in seconds: p99 of sent-to-served must stay within it "
+        f"(default {DEFAULT_FRESHNESS_SLO_S:g})"
+    )
+    parser.getgroup("k2-e2e", "K2 end-to-end checks").addoption(
+        SLO_FLAG, default=None, dest="e2e_freshness_slo", help=f"{text} [env {SLO_ENV}]"
+    )
+    parser.addini(SLO_INI, text, default="")
+
+
+def freshness_slo(flag: str | None, env: dict[str, str], ini: str) -> float:
+    """Flag, then environment, then ini, then 5 s; one line for a bad value."""
+    text = flag if flag is not None else env.get(SLO_ENV, ini or None)
+    try:
+        slo = float(text) if text not in (None, "") else DEFAULT_FRESHNESS_SLO_S
+    except ValueError:
+        slo = -1.0
+    if not 0 < slo < float("inf"):
+        raise SettingsError(
+            f"{SLO_FLAG} {text!r} is not a positive number of seconds (e.g. 3 or 2.5)"
+        )
+    return slo
+
+
+class _XdistController:
+    """Collect every worker's measured runs into the controller's report."""
+
+    def __init__(self, monitor: PerformanceMonitor) -> None:
+        self._monitor = monitor
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Take over the runs a worker measured."""
+        self._monitor.extend_from_json(getattr(node, "workeroutput", {}).get(_PERFORMANCE_KEY, []))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's performance monitor, with the SLO resolved once."""
+    slo = freshness_slo(
+        config.getoption("e2e_freshness_slo"), dict(os.environ), str(config.getini(SLO_INI))
+    )
+    monitor = PerformanceMonitor(slo)
+    config.stash[PERFORMANCE] = monitor
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(monitor), "k2-e2e-xdist")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """An E2E run removes the previous run's performance report (no stale figures)."""
+    if any(item.get_closest_marker("e2e") for item in session.items):
+        artifacts = run_state(session.config).settings.artifacts
+        for name in (JSON_NAME, PLOT_NAME):
+            (artifacts / name).unlink(missing_ok=True)
+
+
+@pytest.hookimpl
+def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[str, str]:
+    """Kafka advertises its host port, so it must be chosen before `up`: a free one per run.
+
+    A port pinned in the environment wins (compose reads the process environment first).
+    """
+    from e2e_stack import free_port
+
+    if os.environ.get(KAFKA_PORT_VARIABLE):
+        return {}
+    return {KAFKA_PORT_VARIABLE: str(free_port())}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers hand their runs to the controller; the controller (or a plain run) writes them."""
+    monitor = session.config.stash.get(PERFORMANCE, None)
+    if monitor is None:
+        return
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_PERFORMANCE_KEY] = [run.to_json() for run in monitor.runs]
+        return
+    state = run_state(session.config)
+    state.findings.notes += [
+        f"performance report: {path}" for path in monitor.write(state.settings.artifacts)
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The measured runs, one line each."""
+    monitor = config.stash.get(PERFORMANCE, None)
+    if monitor is None or not monitor.runs:
+        return
+    terminalreporter.section("k2 e2e performance")
+    for line in monitor.summary_lines():
+        terminalreporter.write_line(line)
