@@ -224,7 +224,8 @@ def main() -> None:
     }
     limit = CpuLimit(args.cpus, "k2bench") if args.cpus is not None else None
     with held(limit, os.getpid()) if limit else contextlib.nullcontext():
-        stack = E2EDockerManager(cgroup_parent=limit.cgroup_parent if limit else None).stack
+        manager = E2EDockerManager(cgroup_parent=limit.cgroup_parent if limit else None)
+        stack = manager.stack
         try:
             began = time.monotonic()
             stack.start_now("full")
@@ -237,7 +238,7 @@ def main() -> None:
             for service in stack.project.config["services"]:
                 (logs / f"{service}.log").write_text(stack.project.engine.logs(service))
             results["logs"] = str(logs.relative_to(ROOT))
-            stack.stop_now()
+            manager.stop_now()
     suffix = f"-cpus-{args.cpus:g}" if args.cpus is not None else ""
     out = args.output or ROOT / "benchmarks" / "results" / f"freshness{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

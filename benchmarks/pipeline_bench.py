@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    stack = E2EDockerManager().stack
+    manager = E2EDockerManager()
+    stack = manager.stack
     results: dict[str, Any] = {"machine": describe(), "goals": GOALS}
     try:
         started = time.monotonic()
@@ -128,7 +129,7 @@ def main() -> None:
         key = project.service_env("k2-query-api")["K2_API_KEY"]
         results["api_latency"] = api_latency(endpoints, key, rounds[-1]["symbols"], args.requests)
     finally:
-        stack.stop_now()
+        manager.stop_now()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

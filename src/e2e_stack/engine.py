@@ -212,8 +212,9 @@ class Engine:
     def labelled(self, kind: str, label: str = COMPOSE_PROJECT_LABEL) -> list[Resource]:
         """Every container, network or volume carrying `label`: one listing, one inspect.
 
-        python-on-whales would inspect each one in its own CLI call; an engine holding a few
-        dozen resources answers one batched inspect in about the time of two single ones.
+        python-on-whales inspects each one in its own CLI call: for K2's minimal stack (10
+        resources) 307 ms against 154 ms batched (median of 5, 2-core machine, calibration
+        124 ms). The sweep runs this at every session start.
         """
         listing = {
             "container": ["ps", "-aq"],
@@ -229,8 +230,10 @@ class Engine:
             return []  # Something vanished meanwhile (another run's teardown); ask again later.
         resources = []
         for item in found:
-            labels = (item.get("Config") or {}).get("Labels") if kind == "container" else None
-            labels = labels if kind == "container" else item.get("Labels")
+            if kind == "container":
+                labels = (item.get("Config") or {}).get("Labels")
+            else:
+                labels = item.get("Labels")
             ref = item["Name"] if kind == "volume" else item["Id"]
             resources.append(Resource(kind, ref, dict(labels or {})))
         return resources
@@ -272,10 +275,11 @@ class Engine:
     def observe(self, services: Iterable[str]) -> dict[str, ContainerState]:
         """Each service's container state now ('absent' when compose has not made it).
 
-        One `docker ps` plus one batched `docker inspect` of the project's containers: 0.08 s
-        on a 2-core machine for seven containers, where `docker compose ps` costs a compose
-        start-up (0.2 s) and python-on-whales one CLI call per container. The waits poll this
-        four times a second, so the difference is CPU the starting services get.
+        One `docker ps` plus one batched `docker inspect` of the project's containers. For six
+        containers (median of 10, 2-core machine, calibration 124 ms): 56 ms and 54 ms of CPU,
+        against 188 ms (162 ms CPU) for python-on-whales' list with one inspect per container
+        and 308 ms for `docker compose ps`. The waits poll this four times a second, so the
+        difference is CPU the starting services get.
         """
         project = self._bound().project_name
         states = {name: ContainerState(name, "", "absent", None) for name in services}

@@ -6,7 +6,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,10 +18,8 @@ from pyarrow import fs
 from pyiceberg.catalog import Catalog, load_catalog
 
 from e2e_stack import ComposeProject, Engine
-from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.stacks import throwaway_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -202,23 +199,25 @@ def test_iceberg_table_roundtrip_lands_in_minio_and_postgres(
 
 
 @pytest.mark.anyio
-async def test_second_stack_runs_beside_the_first(
-    pytestconfig: pytest.Config, stack: ComposeProject, stack_state: RunState, tmp_path: Path
-) -> None:
-    # Labelled as this run's, so a run killed mid-test leaves it to the next run's sweep. The
-    # twin is minimal whatever the first runs: isolation is the point, not the K2 services.
-    twin = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path)
+async def test_second_stack_runs_beside_the_first(stack: ComposeProject) -> None:
+    """The step document's E2EDockerManager(), on its own outside the fixtures, beside ours.
+
+    Its stack is labelled as this process's, so a run killed mid-test leaves it to the next
+    run's sweep; minimal whatever the first runs: isolation is the point.
+    """
+    twin = E2EDockerManager()
     try:
-        await twin.start("minimal")
+        services = await twin.start_minimal_stack()
+        assert "kafka" in await twin.get_service_logs("kafka", lines=5000)
         published = twin.project.published()
-        assert published, "the profile publishes no port"
+        assert {service for service, _ in published} == set(services)
         first_ports = {stack.host_port(s, p) for s, p in published}
         twin_ports = {twin.project.host_port(s, p) for s, p in published}
         assert len(first_ports) == len(published) == len(twin_ports)
         assert not first_ports & twin_ports
         _roundtrip_avro(twin.project, count=20)
     finally:
-        await twin.stop()
+        await twin.stop_stack()
     assert leftovers(Engine(), twin.project.name) == {
         "containers": [],
         "networks": [],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,25 @@ def _resolve(
     env: dict[str, str] | None = None,
 ) -> Settings:
     return Settings.resolve(flags or {}, ini or {}, env or {}, ROOT, "K2_E2E")
+
+
+# -- the plugin as installed ---------------------------------------------------------------
+
+
+def test_installed_plugin_offers_its_options_without_any_conftest(tmp_path: Path) -> None:
+    """The pytest11 entry point alone registers it: a bare directory, no conftest, no ini."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in ("--e2e-compose-files", "--e2e-profile", "--e2e-keep", "--e2e-cpus"):
+        assert option in proc.stdout
+    assert "--e2e-freshness-slo" not in proc.stdout, "K2's own option leaked into the plugin"
 
 
 # -- settings -----------------------------------------------------------------------------

@@ -9,7 +9,10 @@ that dies is cleaned up by the next test run's sweep.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+import anyio
 
 from e2e_stack import ComposeProject, Engine, StackManager, free_port
 from e2e_stack.identity import LabelKeys, RunIdentity
@@ -41,7 +44,10 @@ class E2EDockerManager:
         cgroup_parent: str | None = None,
     ) -> None:
         self.compose_file = Path(compose_file)
-        self.stack = stack if stack is not None else _standalone(self.compose_file, cgroup_parent)
+        self._own_files: Path | None = None
+        if stack is None:
+            stack, self._own_files = _standalone(self.compose_file, cgroup_parent)
+        self.stack = stack
 
     @property
     def running_services(self) -> dict[str, str]:
@@ -63,7 +69,13 @@ class E2EDockerManager:
 
     async def stop_stack(self) -> None:
         """Stop and remove every profile's services, networks and volumes."""
-        await self.stack.stop()
+        await anyio.to_thread.run_sync(self.stop_now)
+
+    def stop_now(self) -> None:
+        """Blocking `stop_stack` (for scripts)."""
+        self.stack.stop_now()
+        if self._own_files is not None:  # a standalone stack's variables file and overlay
+            shutil.rmtree(self._own_files, ignore_errors=True)
 
     async def wait_for_health(self, service_name: str, timeout: int = 60) -> bool:
         """Wait until a service is ready again; raise StackUnhealthy with its logs if not.
@@ -83,8 +95,11 @@ class E2EDockerManager:
         self.stack.raise_if_broken()
 
 
-def _standalone(compose_file: Path, cgroup_parent: str | None) -> StackManager:
-    """A stack of this process's own, outside pytest, over the base file and the override."""
+def _standalone(compose_file: Path, cgroup_parent: str | None) -> tuple[StackManager, Path]:
+    """A stack of this process's own, outside pytest, over the base file and the override.
+
+    Returns the manager and the directory of the files generated for it.
+    """
     base = compose_file if compose_file.is_absolute() else REPO_ROOT / compose_file
     identity = RunIdentity.current()
     name = identity.project_name(PROJECT_PREFIX)
@@ -104,9 +119,7 @@ def _standalone(compose_file: Path, cgroup_parent: str | None) -> StackManager:
         run_dir / "labels.json",
         labels_overlay(everything, identity.labels(LabelKeys(LABEL_NAMESPACE)), cgroup_parent),
     )
-    return StackManager(
-        project.with_overlay(overlay),
-        DEFAULT_SETUP,
-        DEFAULT_CLEANUP,
-        growth_order(everything),
+    manager = StackManager(
+        project.with_overlay(overlay), DEFAULT_SETUP, DEFAULT_CLEANUP, growth_order(everything)
     )
+    return manager, run_dir
