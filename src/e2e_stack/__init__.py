@@ -16,6 +16,7 @@ The public surface is this module; the modules behind it each own one concern:
 | readiness   | wait strategies, derived from the compose model                   |
 | waiting     | the parallel wait that fails fast with logs                       |
 | manager     | start, grow, still-ready checks and teardown of one stack         |
+| faults      | kill, stop, pause, network cut, restart: restored, waited, timed  |
 | identity    | run labels, and whose a stack is                                  |
 | sweep       | removal of dead runs' stacks                                      |
 | reuse       | the config hash that lets a run reuse a kept stack                |
@@ -28,6 +29,7 @@ The public surface is this module; the modules behind it each own one concern:
 from __future__ import annotations
 
 from e2e_stack.engine import Engine, EngineError
+from e2e_stack.faults import FaultRecord, Faults
 from e2e_stack.manager import StackManager
 from e2e_stack.preflight import PreflightError
 from e2e_stack.project import ComposeProject, free_port
@@ -48,6 +50,8 @@ __all__ = [
     "ContainerState",
     "Engine",
     "EngineError",
+    "FaultRecord",
+    "Faults",
     "HealthcheckPasses",
     "KeepsRunning",
     "PreflightError",

@@ -366,6 +366,43 @@ class Engine:
         with _translated():
             self.docker.compose.start([service])
 
+    def pause(self, service: str) -> None:
+        """Freeze a service's processes."""
+        with _translated():
+            self.docker.compose.pause([service])
+
+    def unpause(self, service: str) -> None:
+        """Thaw a paused service."""
+        with _translated():
+            self.docker.compose.unpause([service])
+
+    def _container_of(self, service: str) -> Any:
+        with _translated():
+            found = [
+                c
+                for c in self.docker.compose.ps(all=True)
+                if (c.config.labels or {}).get(COMPOSE_SERVICE_LABEL) == service
+            ]
+        if not found:
+            raise EngineError(f"service {service!r} has no container")
+        return found[0]
+
+    def disconnect(self, service: str) -> list[str]:
+        """Cut a service's container from every network it is on; the networks' names."""
+        container = self._container_of(service)
+        networks = sorted((container.network_settings.networks or {}).keys())
+        with _translated():
+            for network in networks:
+                self.docker.network.disconnect(network, container)
+        return networks
+
+    def reconnect(self, service: str, networks: Sequence[str]) -> None:
+        """Put a service's container back on `networks`, reachable by its service name."""
+        container = self._container_of(service)
+        with _translated():
+            for network in networks:
+                self.docker.network.connect(network, container, alias=service)
+
     def execute(self, service: str, argv: Sequence[str]) -> str:
         """Run a command in a service's container; its output."""
         with _translated():

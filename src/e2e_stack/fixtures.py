@@ -23,6 +23,7 @@ import pytest
 from e2e_stack import preflight, reuse
 from e2e_stack.cpu_limit import CpuLimit, CpuLimitError, held, remove_unused
 from e2e_stack.engine import Engine
+from e2e_stack.faults import Faults
 from e2e_stack.manager import (
     DEFAULT_CLEANUP,
     DEFAULT_SETUP,
@@ -319,6 +320,24 @@ def docker_services(stack_manager: StackManager, running_stack: dict[str, str]) 
             "docker_services needs pytest-docker: pip install pytest-docker"
         ) from exc
     return Services(_ComposeCaller(stack_manager))
+
+
+FAULTS = pytest.StashKey[Faults]()
+
+
+@pytest.fixture
+def stack_faults(
+    request: pytest.FixtureRequest, stack_state: RunState, running_stack: dict[str, str]
+) -> Iterator[Faults]:
+    """Break services of the running stack (kill, stop, pause, cut, restart), always restored.
+
+    What was done and when goes into the test's failure bundle and the end-of-run summary.
+    """
+    assert stack_state.manager is not None
+    faults = Faults(stack_state.manager)
+    request.node.stash[FAULTS] = faults
+    yield faults
+    stack_state.findings.notes += [f"{request.node.nodeid}: {line}" for line in faults.lines()]
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ import anyio
 
 from e2e_stack.engine import EngineError
 from e2e_stack.project import ComposeProject
-from e2e_stack.readiness import deadline_for, strategies
+from e2e_stack.readiness import Recovering, deadline_for, strategies
 from e2e_stack.waiting import NEVER_CREATED, StackUnhealthy, WaitReport, raise_if_broken
 from e2e_stack.waiting import wait_until_ready as _wait
 
@@ -149,6 +149,19 @@ class StackManager:
             self._progress,
         )
         self._refresh_endpoints()  # A restarted container may have another ephemeral port.
+
+    def wait_recovered(self, service: str) -> None:
+        """After a fault on `service`: wait for it, then for the whole stack.
+
+        A stale "unhealthy" from the fault is not yet a failure; an exit is.
+        """
+        model = self.project.config
+        _wait(
+            self.project.engine,
+            {service: Recovering(strategies(model)[service])},
+            {service: deadline_for(model["services"][service])},
+        )
+        self.ensure_still_ready()
 
     def adopt(self, profile: str) -> None:
         """Take over a stack that already runs `profile` (a reused one) without `up`."""

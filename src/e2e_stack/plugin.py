@@ -127,6 +127,11 @@ def _attach_bundle(state: RunState, item: pytest.Item, report: pytest.TestReport
         since = datetime.fromtimestamp(state.identity.started_at, UTC)
     services = sorted(manager.project.everything()["services"])
     sections = bundles.collect(manager.project.engine, services, since, state.redactor)
+    from e2e_stack.fixtures import FAULTS
+
+    faults = item.stash.get(FAULTS, None)
+    if faults is not None and faults.records:
+        sections.insert(0, bundles.Section("faults", "\n".join(faults.lines())))
     directory = bundles.write(
         sections,
         bundles.bundle_dir(state.settings.artifacts, item.nodeid),

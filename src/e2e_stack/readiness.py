@@ -86,6 +86,25 @@ class KeepsRunning:
         return Verdict.WAITING, ""
 
 
+@dataclass(frozen=True)
+class Recovering:
+    """A service just restored after a fault: its health status may still be the fault's.
+
+    Docker reports the last probe's verdict until the next probe runs, so a service thawed
+    or restarted a moment ago can read "unhealthy" while it is fine. Only an exit fails it;
+    otherwise it waits, until its deadline, for a healthy probe.
+    """
+
+    inner: Readiness
+
+    def judge(self, state: ContainerState) -> tuple[Verdict, str]:
+        """See class docstring."""
+        verdict, reason = self.inner.judge(state)
+        if verdict is Verdict.FAILED and state.status not in ("exited", "dead"):
+            return Verdict.WAITING, ""
+        return verdict, reason
+
+
 def strategies(model: Mapping[str, Any]) -> dict[str, Readiness]:
     """A strategy per service of a `docker compose config` model."""
     services: Mapping[str, Any] = model.get("services") or {}

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer
 
+from e2e_stack.faults import Faults
 from k2.feed import open_feed
 from k2.feed.badinput import garbage_value, unknown_schema_id_value
 from k2.feed.generator import generate_frames
@@ -157,7 +158,7 @@ def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
 def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     endpoints: Endpoints,
     api: httpx.Client,
-    docker_manager: E2EDockerManager,
+    stack_faults: Faults,
     arrive: Callable[[list[Canonical], list[str]], None],
 ) -> None:
     symbols = unique_symbols(3)
@@ -175,9 +176,8 @@ def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
         ARRIVAL_DEADLINE_S,
         "the first trades before the kill",
     )
-    engine = docker_manager.project.engine
-    engine.kill("consumer-crypto")
-    engine.start("consumer-crypto")
+    with stack_faults.killed("consumer-crypto"):
+        pass  # killed mid-stream; leaving starts it again and waits until it is ready
     sending.join(timeout=120)
     assert not sending.is_alive(), "the feed did not finish within 120 s"
     produced = [from_trade(trade) for trade in feed.ledger.trades()]
@@ -212,21 +212,17 @@ async def test_api_refuses_missing_and_wrong_keys_and_bad_parameters(
 def test_stopped_consumer_fails_the_wait_naming_the_hop_then_recovers_exactly(
     endpoints: Endpoints,
     api: httpx.Client,
-    docker_manager: E2EDockerManager,
+    stack_faults: Faults,
     arrive: Callable[[list[Canonical], list[str]], None],
 ) -> None:
     """The harness's own promise: a broken hop is named at once, with missing-trade examples."""
     symbols = unique_symbols(2)
-    engine = docker_manager.project.engine
-    engine.stop("consumer-crypto")
-    try:
+    with stack_faults.stopped("consumer-crypto"):
         feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
         feed.send_frames(generate_frames(symbols, seed=41), count=200)
         produced = [from_trade(trade) for trade in feed.ledger.trades()]
         with pytest.raises(PipelineMismatch) as failure:
             arrive(produced, symbols)
-    finally:
-        engine.start("consumer-crypto")
     text = str(failure.value)
     # The stack check stopped the wait, not the deadline; the hop after Kafka is named.
     assert text.startswith("service 'consumer-crypto' is not ready: exited"), text[:400]

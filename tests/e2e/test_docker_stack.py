@@ -25,6 +25,7 @@ from python_on_whales import DockerClient
 from e2e_stack import Engine, StackUnhealthy
 from e2e_stack.cpu_limit import CpuLimit, CpuLimitError
 from e2e_stack.cpu_meter import process_cpu_seconds
+from e2e_stack.faults import Faults
 from e2e_stack.preflight import PreflightError, run_all
 from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
@@ -159,6 +160,41 @@ async def test_restarted_service_becomes_ready_and_fixtures_notice(
     assert docker_manager.running_services["minio"] == reported
     with socket.create_connection(("127.0.0.1", int(reported.rsplit(":", 1)[1])), timeout=5):
         pass
+
+
+def test_faults_break_a_service_and_always_put_it_back(
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, stack_faults: Faults
+) -> None:
+    """Pause, cut and kill seen by the engine itself; each time the stack is ready after."""
+    name = docker_manager.project.name
+
+    def minio() -> Any:
+        return _containers_of(name)["minio"]
+
+    with stack_faults.paused("minio"):
+        assert minio().state.status == "paused"
+    assert minio().state.status == "running"
+    with stack_faults.disconnected("minio"):
+        assert not minio().network_settings.networks
+    assert minio().network_settings.networks
+    # Reconnected under its service name: a neighbour resolves and reaches it again.
+    probe = ["curl", "-fsS", "-o", "/dev/null", "http://minio:9000/minio/health/ready"]
+    docker_manager.project.engine.execute("iceberg-rest", probe)
+    seen_inside: list[str] = []
+
+    def fail_inside_a_kill() -> None:
+        with stack_faults.killed("minio"):
+            seen_inside.append(minio().state.status)
+            raise RuntimeError("a test failing inside the fault")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        fail_inside_a_kill()
+    assert seen_inside == ["exited"]
+    health = minio().state.health
+    assert health is not None
+    assert health.status == "healthy"
+    assert [record.kind for record in stack_faults.records] == ["pause", "disconnect", "kill"]
+    assert all(record.ready_again is not None for record in stack_faults.records)
 
 
 def test_teardown_leaves_nothing(

@@ -21,6 +21,7 @@ from e2e_stack.readiness import (
     ContainerState,
     HealthcheckPasses,
     KeepsRunning,
+    Recovering,
     Verdict,
     deadline_for,
     strategies,
@@ -311,6 +312,10 @@ def test_readiness_strategies_judge_states() -> None:
     assert once.judge(_state("running"))[0] is Verdict.WAITING
     assert once.judge(_state("exited", code=0))[0] is Verdict.READY
     assert once.judge(_state("exited", code=1))[0] is Verdict.FAILED
+    recovering = Recovering(healthy)
+    assert recovering.judge(_state("running", "unhealthy"))[0] is Verdict.WAITING
+    assert recovering.judge(_state("running", "healthy"))[0] is Verdict.READY
+    assert recovering.judge(_state("exited", "unhealthy", 1))[0] is Verdict.FAILED
     running = KeepsRunning()
     assert running.judge(_state("created"))[0] is Verdict.WAITING
     assert running.judge(_state("running"))[0] is Verdict.READY

@@ -1,0 +1,130 @@
+"""Faults as tools: break one service of the running stack, always put it back, and say when.
+
+Each fault is a context manager on `Faults` (the `stack_faults` fixture): entering breaks the
+service, leaving restores it (also when the test failed inside) and then waits until the
+whole stack is ready again, so the next test starts on a working stack. Every fault is
+recorded with when it began, ended and when the stack was ready again; the records go into
+the failure bundle and the end-of-run summary, so a reader sees what the test did to the
+stack and how long recovery took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from e2e_stack.manager import StackManager
+
+
+@dataclass
+class FaultRecord:
+    """One fault: what was done to which service, and when (monotonic seconds)."""
+
+    kind: str
+    service: str
+    began: float
+    ended: float | None = None
+    ready_again: float | None = None
+    error: str | None = None
+
+    def describe(self, origin: float | None = None) -> str:
+        """`kill kafka: 0.0 -> 20.1 s, stack ready again at 31.4 s` (relative to `origin`)."""
+        zero = self.began if origin is None else origin
+
+        def at(moment: float | None) -> str:
+            return "?" if moment is None else f"{moment - zero:.1f} s"
+
+        text = f"{self.kind} {self.service}: {at(self.began)} -> {at(self.ended)}"
+        text += f", stack ready again at {at(self.ready_again)}"
+        return text + (f" (restore failed: {self.error})" if self.error else "")
+
+
+@dataclass
+class Faults:
+    """Faults for the services of one running stack.
+
+    Args:
+        manager: the stack to break and restore.
+        records: where every fault is recorded (shared with the report).
+        clock: monotonic clock (injected by tests).
+    """
+
+    manager: StackManager
+    records: list[FaultRecord] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+
+    def _check(self, service: str) -> None:
+        if service not in self.manager.project.config["services"]:
+            raise KeyError(
+                f"{service!r} is not a service of the running profile "
+                f"{self.manager.active_profile or '(none)'}"
+            )
+
+    @contextlib.contextmanager
+    def _fault(
+        self, kind: str, service: str, breaks: Callable[[], None], restores: Callable[[], None]
+    ) -> Iterator[FaultRecord]:
+        self._check(service)
+        record = FaultRecord(kind, service, self.clock())
+        self.records.append(record)
+        breaks()
+        try:
+            yield record
+        finally:
+            record.ended = self.clock()
+            try:
+                restores()
+                self.manager.wait_recovered(service)
+            except Exception as exc:
+                record.error = str(exc).splitlines()[0]
+                raise
+            record.ready_again = self.clock()
+
+    def killed(
+        self, service: str, signal: str = "SIGKILL"
+    ) -> contextlib.AbstractContextManager[FaultRecord]:
+        """The service's container killed (SIGKILL by default), started again on leaving."""
+        engine = self.manager.project.engine
+        return self._fault(
+            "kill", service, lambda: engine.kill(service, signal), lambda: engine.start(service)
+        )
+
+    def stopped(self, service: str) -> contextlib.AbstractContextManager[FaultRecord]:
+        """The service stopped (SIGTERM, then its stop timeout), started again on leaving."""
+        engine = self.manager.project.engine
+        return self._fault(
+            "stop", service, lambda: engine.stop(service), lambda: engine.start(service)
+        )
+
+    def paused(self, service: str) -> contextlib.AbstractContextManager[FaultRecord]:
+        """The service's processes frozen (cgroup freezer), thawed on leaving."""
+        engine = self.manager.project.engine
+        return self._fault(
+            "pause", service, lambda: engine.pause(service), lambda: engine.unpause(service)
+        )
+
+    def disconnected(self, service: str) -> contextlib.AbstractContextManager[FaultRecord]:
+        """The service cut from every network of the project, reconnected on leaving."""
+        engine = self.manager.project.engine
+        networks: list[str] = []
+
+        def cut() -> None:
+            networks.extend(engine.disconnect(service))
+
+        return self._fault("disconnect", service, cut, lambda: engine.reconnect(service, networks))
+
+    def restart(self, service: str) -> FaultRecord:
+        """Restart the service now and wait until the stack is ready again."""
+        engine = self.manager.project.engine
+        with self._fault("restart", service, lambda: engine.restart(service), lambda: None) as r:
+            pass
+        return r
+
+    def lines(self) -> list[str]:
+        """One line per fault, times relative to the first."""
+        if not self.records:
+            return []
+        origin = self.records[0].began
+        return [record.describe(origin) for record in self.records]

@@ -1,0 +1,89 @@
+"""Faults restore the service whatever happens, wait for the stack, and record a timeline."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from e2e_stack.faults import Faults
+from e2e_stack.manager import StackManager
+
+
+class _Engine:
+    def __init__(self, log: list[str], fail_on: str = "") -> None:
+        self.log = log
+        self.fail_on = fail_on
+
+    def __getattr__(self, name: str) -> Any:
+        def call(service: str, *args: Any) -> list[str]:
+            if name == self.fail_on:
+                raise RuntimeError(f"{name} refused\nmore detail")
+            self.log.append(f"{name} {service}")
+            return ["net-a"] if name == "disconnect" else []
+
+        return call
+
+
+class _Project:
+    def __init__(self, engine: _Engine) -> None:
+        self.engine = engine
+        self.config: dict[str, Any] = {"services": {"db": {}, "app": {}}}
+
+
+class _Manager:
+    def __init__(self, fail_on: str = "") -> None:
+        self.log: list[str] = []
+        self.project = _Project(_Engine(self.log, fail_on))
+        self.active_profile = "all"
+
+    def wait_recovered(self, service: str) -> None:
+        self.log.append("wait")
+
+
+def _faults(manager: _Manager) -> Faults:
+    ticks = iter(float(n) for n in range(100))
+    return Faults(cast(StackManager, manager), clock=lambda: next(ticks))
+
+
+def test_a_fault_breaks_then_restores_and_waits_for_the_stack() -> None:
+    manager = _Manager()
+    faults = _faults(manager)
+    with faults.stopped("db") as record:
+        assert manager.log == ["stop db"]
+    assert manager.log == ["stop db", "start db", "wait"]
+    assert (record.began, record.ended, record.ready_again) == (0.0, 1.0, 2.0)
+    assert faults.lines() == ["stop db: 0.0 s -> 1.0 s, stack ready again at 2.0 s"]
+
+
+def test_the_service_is_restored_when_the_test_fails_inside() -> None:
+    manager = _Manager()
+    with pytest.raises(AssertionError), _faults(manager).paused("app"):
+        raise AssertionError("the test failed")
+    assert manager.log == ["pause app", "unpause app", "wait"]
+
+
+def test_a_disconnected_service_goes_back_on_the_networks_it_left() -> None:
+    manager = _Manager()
+    with _faults(manager).disconnected("app"):
+        pass
+    assert manager.log == ["disconnect app", "reconnect app", "wait"]
+
+
+def test_a_failed_restore_is_raised_and_recorded() -> None:
+    manager = _Manager(fail_on="start")
+    faults = _faults(manager)
+    with pytest.raises(RuntimeError, match="start refused"), faults.killed("db"):
+        pass
+    assert faults.records[0].error == "start refused"
+    assert "restore failed: start refused" in faults.lines()[0]
+
+
+def test_unknown_services_are_refused_before_anything_breaks() -> None:
+    manager = _Manager()
+    with (
+        pytest.raises(KeyError, match="'cache' is not a service"),
+        _faults(manager).killed("cache"),
+    ):
+        pass
+    assert manager.log == []
