@@ -123,6 +123,17 @@ def test_kafka_advertises_the_port_the_run_environment_hook_chose(
     assert minimal_stack["kafka"] == f"127.0.0.1:{chosen}"
 
 
+def test_every_container_runs_under_the_cpu_limit_exactly_when_one_is_set(
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, stack_cpu_limit: str | None
+) -> None:
+    """--e2e-cpus reaches the engine: each container's cgroup parent is the limit's, or none."""
+    parents = {  # python-on-whales reads an unset parent as Path(".")
+        service: str(container.host_config.cgroup_parent or ".").removeprefix(".") or None
+        for service, container in _containers_of(docker_manager.project.name).items()
+    }
+    assert parents == dict.fromkeys(parents, stack_cpu_limit)
+
+
 def test_published_ports_are_bound_to_loopback_only(
     minimal_stack: dict[str, str], docker_manager: E2EDockerManager
 ) -> None:

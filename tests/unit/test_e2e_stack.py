@@ -13,7 +13,7 @@ import pytest
 from e2e_stack.bundles import bundle_dir
 from e2e_stack.engine import COMPOSE_PROJECT_LABEL, ComposeBinding, Resource, host_of_endpoint
 from e2e_stack.identity import LabelKeys, RunIdentity
-from e2e_stack.manager import NO_PROFILE, growth_order
+from e2e_stack.manager import NO_PROFILE, StackManager, growth_order
 from e2e_stack.preflight import PortPin, PreflightError, check_ports, pinned_ports
 from e2e_stack.project import CommandError, ComposeCommand, ComposeProject, labels_overlay
 from e2e_stack.readiness import (
@@ -443,3 +443,11 @@ def test_growth_order_follows_the_compose_files() -> None:
     with pytest.raises(ValueError, match="huge"):
         growth_order(model, ["huge"])
     assert growth_order({"services": {"x": {}}}) == (NO_PROFILE,)
+
+
+def test_setup_and_cleanup_take_pytest_dockers_string_or_list_forms() -> None:
+    project = ComposeProject.from_fixtures("docker compose", "s.yml", "demo-2", ROOT)
+    one = StackManager(project, "up -d --build", "", ("p",))
+    assert (one._setup, one._cleanup) == (["up -d --build"], [])
+    many = StackManager(project, ["up -d", "ps"], ("down -v",), ("p",))
+    assert (many._setup, many._cleanup) == (["up -d", "ps"], ["down -v"])
