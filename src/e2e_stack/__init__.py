@@ -28,22 +28,46 @@ The public surface is this module; the modules behind it each own one concern:
 
 from __future__ import annotations
 
-from e2e_stack.engine import Engine, EngineError
-from e2e_stack.faults import FaultRecord, Faults
-from e2e_stack.manager import StackManager
-from e2e_stack.preflight import PreflightError
-from e2e_stack.project import ComposeProject, free_port
-from e2e_stack.readiness import (
-    CompletesSuccessfully,
-    ContainerState,
-    HealthcheckPasses,
-    KeepsRunning,
-    Readiness,
-    Verdict,
-)
-from e2e_stack.settings import Settings
-from e2e_stack.waiting import StackUnhealthy
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from e2e_stack.engine import Engine, EngineError
+    from e2e_stack.faults import FaultRecord, Faults
+    from e2e_stack.manager import StackManager
+    from e2e_stack.preflight import PreflightError
+    from e2e_stack.project import ComposeProject, free_port
+    from e2e_stack.readiness import (
+        CompletesSuccessfully,
+        ContainerState,
+        HealthcheckPasses,
+        KeepsRunning,
+        Readiness,
+        Verdict,
+    )
+    from e2e_stack.settings import Settings
+    from e2e_stack.waiting import StackUnhealthy
+
+# Loaded on first use: pytest imports this package with every run (the entry point), and a
+# unit run must not pay for the Docker libraries.
+_HOME = {
+    "Engine": "engine",
+    "EngineError": "engine",
+    "FaultRecord": "faults",
+    "Faults": "faults",
+    "StackManager": "manager",
+    "PreflightError": "preflight",
+    "ComposeProject": "project",
+    "free_port": "project",
+    "CompletesSuccessfully": "readiness",
+    "ContainerState": "readiness",
+    "HealthcheckPasses": "readiness",
+    "KeepsRunning": "readiness",
+    "Readiness": "readiness",
+    "Verdict": "readiness",
+    "Settings": "settings",
+    "StackUnhealthy": "waiting",
+}
 __all__ = [
     "CompletesSuccessfully",
     "ComposeProject",
@@ -62,3 +86,9 @@ __all__ = [
     "Verdict",
     "free_port",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'e2e_stack' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"e2e_stack.{_HOME[name]}"), name)

@@ -14,8 +14,10 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from e2e_stack.manager import StackManager
+if TYPE_CHECKING:  # the plugin imports this module at start-up, unit runs included
+    from e2e_stack.manager import StackManager
 
 
 @dataclass
@@ -122,9 +124,56 @@ class Faults:
             pass
         return r
 
+    def rows(self, test: str) -> list[dict[str, object]]:
+        """One JSON row per fault of `test`: how long it lasted, how long recovery took."""
+        return [
+            {
+                "test": test,
+                "fault": record.kind,
+                "service": record.service,
+                "fault_s": _span(record.began, record.ended),
+                "recovery_s": _span(record.ended, record.ready_again),
+                "error": record.error,
+            }
+            for record in self.records
+        ]
+
     def lines(self) -> list[str]:
         """One line per fault, times relative to the first."""
         if not self.records:
             return []
         origin = self.records[0].began
         return [record.describe(origin) for record in self.records]
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 2)
+
+
+def format_rows(rows: list[dict[str, object]]) -> list[str]:
+    """The summary's fault table: test, fault, service, seconds out, seconds to recover."""
+    if not rows:
+        return []
+
+    def cell(value: object) -> str:
+        return "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+
+    header = ("test", "fault", "service", "out s", "recovery s")
+    body = [
+        (
+            str(row["test"]).rsplit("::", 1)[-1][:48],
+            cell(row["fault"]),
+            cell(row["service"]),
+            cell(row["fault_s"]),
+            cell(row["recovery_s"]) if not row["error"] else "FAILED",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
+    return [
+        "  ".join(
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in (header, *body)
+    ]

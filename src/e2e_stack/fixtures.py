@@ -337,7 +337,7 @@ def stack_faults(
     faults = Faults(stack_state.manager)
     request.node.stash[FAULTS] = faults
     yield faults
-    stack_state.findings.notes += [f"{request.node.nodeid}: {line}" for line in faults.lines()]
+    stack_state.findings.faults += faults.rows(request.node.nodeid)
 
 
 @pytest.fixture(autouse=True)

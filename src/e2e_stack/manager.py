@@ -151,17 +151,23 @@ class StackManager:
         self._refresh_endpoints()  # A restarted container may have another ephemeral port.
 
     def wait_recovered(self, service: str) -> None:
-        """After a fault on `service`: wait for it, then for the whole stack.
+        """After a fault on `service`: wait until every service is ready again.
 
-        A stale "unhealthy" from the fault is not yet a failure; an exit is.
+        The whole stack is recovering, not only the service that was broken: a neighbour
+        that depends on it may read "unhealthy" until its next probe. So here a stale
+        "unhealthy" is not yet a failure (only an exit is), and each service gets its
+        healthcheck's deadline.
         """
         model = self.project.config
+        if service not in model["services"]:
+            raise KeyError(f"{service!r} is not a service of the running profile")
         _wait(
             self.project.engine,
-            {service: Recovering(strategies(model)[service])},
-            {service: deadline_for(model["services"][service])},
+            {name: Recovering(strategy) for name, strategy in strategies(model).items()},
+            {name: deadline_for(spec) for name, spec in model["services"].items()},
+            on_change=self._progress,
         )
-        self.ensure_still_ready()
+        self._refresh_endpoints()  # A restarted container may have another ephemeral port.
 
     def adopt(self, profile: str) -> None:
         """Take over a stack that already runs `profile` (a reused one) without `up`."""

@@ -17,6 +17,7 @@ from typing import Any, Final
 import pytest
 
 from e2e_stack import hookspecs
+from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
 from e2e_stack.settings import Settings, add_options
 from e2e_stack.state import STATE, RunState
@@ -26,6 +27,8 @@ STACK_FIXTURE: Final = "stack_manager"
 """A test uses the stack when this fixture is in its closure (every stack fixture needs it)."""
 _RUN_ID_KEY: Final = "e2e_stack_run_id"
 _SUMMARY_KEY: Final = "e2e_stack_summary"
+_FAULTS_KEY: Final = "e2e_stack_faults"
+FAULTS_JSON: Final = "faults.json"
 _STARTED = pytest.StashKey[datetime]()
 
 
@@ -51,8 +54,10 @@ class _XdistController:
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Collect each worker's summary rows."""
-        for row in getattr(node, "workeroutput", {}).get(_SUMMARY_KEY, []):
+        output = getattr(node, "workeroutput", {})
+        for row in output.get(_SUMMARY_KEY, []):
             self._state.findings.worker_rows.append(ServiceRow(**row))
+        self._state.findings.faults += output.get(_FAULTS_KEY, [])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,6 +91,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     shutil.rmtree(artifacts / "failures", ignore_errors=True)
     for summary in artifacts.glob("stack-summary-*.json"):
         summary.unlink(missing_ok=True)
+    (artifacts / FAULTS_JSON).unlink(missing_ok=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -174,6 +180,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[_SUMMARY_KEY] = [row.to_json() for row in rows]
+        workeroutput[_FAULTS_KEY] = state.findings.faults
+    elif state.findings.faults:
+        path = state.settings.artifacts / FAULTS_JSON
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state.findings.faults, indent=2) + "\n")
+        state.findings.notes.append(f"fault timeline: {path}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -183,10 +195,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     rows = _rows(state)
     findings = state.findings
-    if not rows and not findings.bundles and not findings.notes:
+    if not rows and not findings.bundles and not findings.notes and not findings.faults:
         return
     terminalreporter.section("e2e stack")
-    for line in [*format_table(rows), *findings.notes]:
+    for line in [*format_table(rows), *format_faults(findings.faults), *findings.notes]:
         terminalreporter.write_line(line)
     if findings.bundles:
         where = state.settings.artifacts / "failures"

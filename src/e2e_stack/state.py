@@ -29,6 +29,8 @@ class Findings:
     bundles: list[Path] = field(default_factory=list)
     setup_bundle: Path | None = None
     worker_rows: list[ServiceRow] = field(default_factory=list)
+    faults: list[dict[str, object]] = field(default_factory=list)
+    """One row per fault a test caused (see e2e_stack.faults.Faults.rows)."""
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import pytest
 
-from e2e_stack.faults import Faults
+from e2e_stack.faults import Faults, format_rows
 from e2e_stack.manager import StackManager
 
 
@@ -87,3 +87,26 @@ def test_unknown_services_are_refused_before_anything_breaks() -> None:
     ):
         pass
     assert manager.log == []
+
+
+def test_fault_rows_and_the_summary_table() -> None:
+    manager = _Manager()
+    faults = _faults(manager)
+    with faults.stopped("db"):
+        pass
+    rows = faults.rows("tests/x.py::test_outage")
+    assert rows == [
+        {
+            "test": "tests/x.py::test_outage",
+            "fault": "stop",
+            "service": "db",
+            "fault_s": 1.0,
+            "recovery_s": 1.0,
+            "error": None,
+        }
+    ]
+    table = format_rows([*rows, {**rows[0], "error": "start refused", "recovery_s": None}])
+    assert table[0].split() == ["test", "fault", "service", "out", "s", "recovery", "s"]
+    assert table[1].split() == ["test_outage", "stop", "db", "1.0", "1.0"]
+    assert table[2].split()[-1] == "FAILED"
+    assert format_rows([]) == []
