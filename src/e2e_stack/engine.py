@@ -124,7 +124,20 @@ def _state_of(row: Mapping[str, Any]) -> ContainerState:
             if bindings
         },
         pid=int(state.get("Pid") or 0),
+        health_checked_at=_epoch((health.get("Log") or [{}])[-1].get("End")),
     )
+
+
+def _epoch(stamp: str | None) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds ('2026-12-03T16:25:01.123456789Z') as epoch s."""
+    if not stamp:
+        return None
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", stamp)
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    moment = datetime.fromisoformat(f"{whole}{'+00:00' if zone == 'Z' else zone}")
+    return moment.timestamp() + float(f"0.{fraction or '0'}")
 
 
 class Engine:

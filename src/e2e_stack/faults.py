@@ -56,6 +56,8 @@ class Faults:
     manager: StackManager
     records: list[FaultRecord] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    """Epoch seconds, to compare with the engine's health-probe times."""
 
     def _check(self, service: str) -> None:
         if service not in self.manager.project.config["services"]:
@@ -78,7 +80,7 @@ class Faults:
             record.ended = self.clock()
             try:
                 restores()
-                self.manager.wait_recovered(service)
+                self.manager.wait_recovered(service, self.wall_clock())
             except Exception as exc:
                 record.error = str(exc).splitlines()[0]
                 raise
@@ -161,7 +163,7 @@ def format_rows(rows: list[dict[str, object]]) -> list[str]:
     header = ("test", "fault", "service", "out s", "recovery s")
     body = [
         (
-            str(row["test"]).rsplit("::", 1)[-1][:48],
+            str(row["test"]).rsplit("::", 1)[-1][-48:],
             cell(row["fault"]),
             cell(row["service"]),
             cell(row["fault_s"]),

@@ -150,20 +150,21 @@ class StackManager:
         )
         self._refresh_endpoints()  # A restarted container may have another ephemeral port.
 
-    def wait_recovered(self, service: str) -> None:
+    def wait_recovered(self, service: str, since: float) -> None:
         """After a fault on `service`: wait until every service is ready again.
 
         The whole stack is recovering, not only the service that was broken: a neighbour
         that depends on it may read "unhealthy" until its next probe. So here a stale
-        "unhealthy" is not yet a failure (only an exit is), and each service gets its
-        healthcheck's deadline.
+        "unhealthy" is not yet a failure (only an exit is), a "healthy" counts only from a
+        probe that ended after `since` (epoch seconds, the fault's end), and each service gets
+        its healthcheck's deadline.
         """
         model = self.project.config
         if service not in model["services"]:
             raise KeyError(f"{service!r} is not a service of the running profile")
         _wait(
             self.project.engine,
-            {name: Recovering(strategy) for name, strategy in strategies(model).items()},
+            {name: Recovering(strategy, since) for name, strategy in strategies(model).items()},
             {name: deadline_for(spec) for name, spec in model["services"].items()},
             on_change=self._progress,
         )

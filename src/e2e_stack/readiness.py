@@ -32,6 +32,7 @@ class ContainerState:
     health_log: tuple[str, ...] = ()  # last health-check outputs, most recent last
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
     pid: int = 0  # the main process's pid on the engine's host (0 when not running)
+    health_checked_at: float | None = None  # when the last health probe ended (epoch s)
 
     def describe(self) -> str:
         """Short human form: 'running (starting)', 'exited (1)'."""
@@ -88,19 +89,27 @@ class KeepsRunning:
 
 @dataclass(frozen=True)
 class Recovering:
-    """A service just restored after a fault: its health status may still be the fault's.
+    """A service of a stack that a fault has just ended on: only a probe run after it counts.
 
-    Docker reports the last probe's verdict until the next probe runs, so a service thawed
-    or restarted a moment ago can read "unhealthy" while it is fine. Only an exit fails it;
-    otherwise it waits, until its deadline, for a healthy probe.
+    Docker reports the last probe's verdict until the next probe runs, so right after a fault
+    a service can read "unhealthy" while it is fine, or "healthy" while it is broken (a
+    registry whose database was restarted kept answering health from before, then failed
+    every request). So a healthcheck verdict counts only from a probe that ended after
+    `since`; until then, and while "unhealthy", it waits (until its deadline). An exit fails.
     """
 
     inner: Readiness
+    since: float
+    """Epoch seconds when the fault ended."""
 
     def judge(self, state: ContainerState) -> tuple[Verdict, str]:
         """See class docstring."""
         verdict, reason = self.inner.judge(state)
-        if verdict is Verdict.FAILED and state.status not in ("exited", "dead"):
+        if state.status in ("exited", "dead"):
+            return verdict, reason
+        if state.health is not None and (state.health_checked_at or 0.0) <= self.since:
+            return Verdict.WAITING, ""
+        if verdict is Verdict.FAILED:
             return Verdict.WAITING, ""
         return verdict, reason
 

@@ -7,6 +7,7 @@ plugin's, configured in pyproject.toml.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Final
 
@@ -22,7 +23,11 @@ SLO_FLAG: Final = "--e2e-freshness-slo"
 SLO_INI: Final = "e2e_freshness_slo"
 SLO_ENV: Final = "K2_E2E_FRESHNESS_SLO_S"
 _PERFORMANCE_KEY: Final = "k2_e2e_performance"
+_FAULT_MATRIX_KEY: Final = "k2_e2e_fault_matrix"
+FAULT_MATRIX_JSON: Final = "fault-matrix.json"
 PERFORMANCE = pytest.StashKey[PerformanceMonitor]()
+FAULT_MATRIX = pytest.StashKey[list[dict[str, Any]]]()
+"""One row per fault-matrix case: the fault, recovery time, trades acked/stored/missing/twice."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,12 +59,15 @@ def freshness_slo(flag: str | None, env: dict[str, str], ini: str) -> float:
 class _XdistController:
     """Collect every worker's measured runs into the controller's report."""
 
-    def __init__(self, monitor: PerformanceMonitor) -> None:
+    def __init__(self, monitor: PerformanceMonitor, matrix: list[dict[str, Any]]) -> None:
         self._monitor = monitor
+        self._matrix = matrix
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """Take over the runs a worker measured."""
-        self._monitor.extend_from_json(getattr(node, "workeroutput", {}).get(_PERFORMANCE_KEY, []))
+        """Take over the runs a worker measured and its fault-matrix rows."""
+        output = getattr(node, "workeroutput", {})
+        self._monitor.extend_from_json(output.get(_PERFORMANCE_KEY, []))
+        self._matrix += output.get(_FAULT_MATRIX_KEY, [])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,15 +77,17 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     monitor = PerformanceMonitor(slo)
     config.stash[PERFORMANCE] = monitor
+    matrix: list[dict[str, Any]] = []
+    config.stash[FAULT_MATRIX] = matrix
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistController(monitor), "k2-e2e-xdist")
+        config.pluginmanager.register(_XdistController(monitor, matrix), "k2-e2e-xdist")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """An E2E run removes the previous run's performance report (no stale figures)."""
     if any(item.get_closest_marker("e2e") for item in session.items):
         artifacts = run_state(session.config).settings.artifacts
-        for name in (JSON_NAME, PLOT_NAME):
+        for name in (JSON_NAME, PLOT_NAME, FAULT_MATRIX_JSON):
             (artifacts / name).unlink(missing_ok=True)
 
 
@@ -99,21 +109,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     monitor = session.config.stash.get(PERFORMANCE, None)
     if monitor is None:
         return
+    matrix = session.config.stash[FAULT_MATRIX]
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[_PERFORMANCE_KEY] = [run.to_json() for run in monitor.runs]
+        workeroutput[_FAULT_MATRIX_KEY] = matrix
         return
     state = run_state(session.config)
     state.findings.notes += [
         f"performance report: {path}" for path in monitor.write(state.settings.artifacts)
     ]
+    if matrix:
+        path = state.settings.artifacts / FAULT_MATRIX_JSON
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(matrix, indent=2) + "\n")
+        state.findings.notes.append(f"fault matrix: {path}")
+
+
+def fault_matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The fault table: one line per fault, seconds and trade counts."""
+    header = (
+        f"{'fault':<34} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
+        f"{'missing':>7} {'twice':>5}"
+    )
+    return [header] + [
+        f"{row['fault']:<34.34} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
+        f"{row['acknowledged']:>6} {row['stored']:>6} {row['missing']:>7} {row['duplicated']:>5}"
+        for row in rows
+    ]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The measured runs, one line each."""
+    """The measured runs and the fault matrix, one line each."""
     monitor = config.stash.get(PERFORMANCE, None)
-    if monitor is None or not monitor.runs:
-        return
-    terminalreporter.section("k2 e2e performance")
-    for line in monitor.summary_lines():
-        terminalreporter.write_line(line)
+    if monitor is not None and monitor.runs:
+        terminalreporter.section("k2 e2e performance")
+        for line in monitor.summary_lines():
+            terminalreporter.write_line(line)
+    matrix = config.stash.get(FAULT_MATRIX, None)
+    if matrix:
+        terminalreporter.section("k2 e2e fault matrix")
+        for line in fault_matrix_lines(matrix):
+            terminalreporter.write_line(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -312,10 +313,15 @@ def test_readiness_strategies_judge_states() -> None:
     assert once.judge(_state("running"))[0] is Verdict.WAITING
     assert once.judge(_state("exited", code=0))[0] is Verdict.READY
     assert once.judge(_state("exited", code=1))[0] is Verdict.FAILED
-    recovering = Recovering(healthy)
-    assert recovering.judge(_state("running", "unhealthy"))[0] is Verdict.WAITING
-    assert recovering.judge(_state("running", "healthy"))[0] is Verdict.READY
+    recovering = Recovering(healthy, since=100.0)
+    probed = dataclasses.replace(_state("running", "healthy"), health_checked_at=101.0)
+    stale = dataclasses.replace(probed, health_checked_at=99.0)
+    assert recovering.judge(probed)[0] is Verdict.READY
+    assert recovering.judge(stale)[0] is Verdict.WAITING, "a probe from before the fault"
+    assert recovering.judge(_state("running", "healthy"))[0] is Verdict.WAITING
+    assert recovering.judge(dataclasses.replace(probed, health="unhealthy"))[0] is Verdict.WAITING
     assert recovering.judge(_state("exited", "unhealthy", 1))[0] is Verdict.FAILED
+    assert Recovering(KeepsRunning(), 100.0).judge(_state("running"))[0] is Verdict.READY
     running = KeepsRunning()
     assert running.judge(_state("created"))[0] is Verdict.WAITING
     assert running.judge(_state("running"))[0] is Verdict.READY
@@ -451,3 +457,20 @@ def test_setup_and_cleanup_take_pytest_dockers_string_or_list_forms() -> None:
     assert (one._setup, one._cleanup) == (["up -d --build"], [])
     many = StackManager(project, ["up -d", "ps"], ("down -v",), ("p",))
     assert (many._setup, many._cleanup) == (["up -d", "ps"], ["down -v"])
+
+
+def test_engine_health_times_are_read_to_the_microsecond() -> None:
+    from e2e_stack.engine import _state_of
+
+    row = {
+        "State": {
+            "Status": "running",
+            "Health": {
+                "Status": "healthy",
+                "Log": [{"End": "2026-12-03T16:25:01.123456789Z", "Output": ""}],
+            },
+        },
+        "Config": {"Labels": {"com.docker.compose.service": "db"}},
+    }
+    assert _state_of(row).health_checked_at == pytest.approx(1796315101.123456, abs=1e-5)
+    assert _state_of({"State": {"Status": "running"}}).health_checked_at is None

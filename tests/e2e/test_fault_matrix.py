@@ -1,0 +1,243 @@
+"""K2's fault matrix: every trade survives every outage, exactly once.
+
+Each case streams trades of its own symbols at a steady rate, breaks one service while they
+flow (through the plugin's `stack_faults`, which always restores it), and then checks that
+Iceberg and the API hold exactly the trades Kafka acknowledged: none missing, none twice.
+The time from the fault's end until the API serves every trade is recorded in the fault
+table (terminal summary and `e2e-artifacts/fault-matrix.json`) and held to K2's plan (30 s);
+the issue's goal is 10 s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e_stack.faults import FaultRecord, Faults
+from k2.feed import open_feed
+from k2.feed.generator import generate_frames
+from tests.e2e.k2_plugin import FAULT_MATRIX
+from tests.e2e.utils.data_validator import Canonical, assert_hops, compare, from_trade
+from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.hops import (
+    Endpoints,
+    api_records,
+    api_total,
+    api_trades,
+    iceberg_records,
+    poll_until,
+    unique_symbols,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+OUTAGE_S = 20.0
+"""How long a stop, pause or cut lasts: the length of the outage, not a wait for anything."""
+RATE = 200.0
+LEAD_S = 3.0
+"""Trades flow this long before the fault, and after it until the stream's end."""
+RECOVERY_ALLOWANCE_S = 30.0
+"""K2's own plan: the pipeline is complete again within 30 s of a fault's end."""
+RECOVERY_GOAL_S = 10.0
+COMPLETE_DEADLINE_S = 180.0
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One fault of the matrix."""
+
+    kind: str  # restart, killed, stopped, paused, disconnected
+    service: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}-{self.service}"
+
+
+MATRIX = [
+    Outage("restart", "kafka"),
+    Outage("paused", "kafka"),
+    Outage("stopped", "schema-registry"),
+    Outage("paused", "minio"),
+    Outage("stopped", "minio"),
+    Outage("stopped", "iceberg-rest"),
+    Outage("restart", "postgres"),
+    Outage("disconnected", "consumer-crypto"),
+    Outage("restart", "k2-query-api"),
+]
+
+
+def _served(api: httpx.Client, symbols: list[str]) -> int:
+    return sum(api_total(api, symbol) for symbol in symbols)
+
+
+def _apply(faults: Faults, outage: Outage) -> FaultRecord:
+    """Break the service for OUTAGE_S (or restart it), restored and waited for."""
+    if outage.kind == "restart":
+        return faults.restart(outage.service)
+    with getattr(faults, outage.kind)(outage.service) as record:
+        time.sleep(OUTAGE_S)  # the outage itself
+    assert isinstance(record, FaultRecord)
+    return record
+
+
+class Stream:
+    """Trades of their own symbols fed at a steady rate in a thread, with the ledger of acks."""
+
+    def __init__(self, endpoints: Endpoints, symbols: list[str], count: int, seed: int) -> None:
+        self.symbols = symbols
+        self.count = count
+        self._feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+        self._seed = seed
+        self.failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._send, name="fault-matrix-feed", daemon=True)
+
+    def _send(self) -> None:
+        try:
+            frames = generate_frames(self.symbols, seed=self._seed)
+            self._feed.send_frames(frames, count=self.count, rate=RATE)
+        except BaseException as exc:  # reported by the test: every trade must be acknowledged
+            self.failures.append(exc)
+
+    def start(self) -> None:
+        """Begin feeding."""
+        self._thread.start()
+
+    def acknowledged(self) -> list[Canonical]:
+        """Wait for the feed to finish; the trades Kafka acknowledged."""
+        self._thread.join(timeout=COMPLETE_DEADLINE_S)
+        assert not self._thread.is_alive(), f"the feed did not end in {COMPLETE_DEADLINE_S:.0f} s"
+        return [from_trade(trade) for trade in self._feed.ledger.trades()]
+
+
+@pytest.mark.parametrize("outage", MATRIX, ids=str)
+def test_every_trade_survives_the_outage_exactly_once(
+    outage: Outage,
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    stack_faults: Faults,
+    pytestconfig: pytest.Config,
+) -> None:
+    duration = 0.0 if outage.kind == "restart" else OUTAGE_S
+    stream = Stream(
+        endpoints, unique_symbols(2), int(RATE * (2 * LEAD_S + duration)), len(str(outage))
+    )
+    before = _reference_answer(api, endpoints) if outage.service == "k2-query-api" else None
+    stream.start()
+    poll_until(
+        lambda: _served(api, stream.symbols),
+        lambda n: n > 0,
+        60,
+        "the first trades before the fault",
+        guard=docker_manager.raise_if_broken,
+    )
+    record = _apply(stack_faults, outage)
+    assert record.ended is not None
+    # A container started again may publish on other ephemeral ports: look them up again.
+    endpoints = Endpoints.of(docker_manager.project)
+    with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
+        produced = stream.acknowledged()
+        poll_until(
+            lambda: _served(api, stream.symbols),
+            lambda n: n >= len(produced),
+            COMPLETE_DEADLINE_S,
+            f"{len(produced)} trades of {stream.symbols} through the API after {outage}",
+            guard=docker_manager.raise_if_broken,
+        )
+        complete_s = round(time.monotonic() - record.ended, 2)
+        iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
+        served = compare("api", produced, api_records(api, stream.symbols))
+        after = _reference_answer(api, endpoints) if before is not None else None
+        registry = _registry_failures(endpoints)
+    pytestconfig.stash[FAULT_MATRIX].append(
+        {
+            "fault": str(outage),
+            "outage_s": round(record.ended - record.began, 2),
+            "complete_after_s": complete_s,
+            "acknowledged": len(produced),
+            "unacknowledged": stream.count - len(produced),
+            "stored": iceberg.actual,
+            "missing": len(iceberg.missing),
+            "duplicated": sum(n - 1 for n in iceberg.duplicated.values()),
+            "api_served": served.actual,
+        }
+    )
+    assert not stream.failures, f"the feed failed during {outage}: {stream.failures[0]}"
+    assert_hops(iceberg, served)
+    assert after == before, "the API answered the same query differently after its restart"
+    assert not registry, f"after {outage} the schema registry failed requests: {registry[:3]}"
+    assert complete_s <= RECOVERY_ALLOWANCE_S, (
+        f"{outage}: every trade served only {complete_s:.1f} s after the fault ended "
+        f"(K2's plan allows {RECOVERY_ALLOWANCE_S:.0f} s; goal {RECOVERY_GOAL_S:.0f} s)"
+    )
+
+
+def test_schema_registry_answers_as_soon_as_postgresql_is_back(
+    endpoints: Endpoints, docker_manager: E2EDockerManager
+) -> None:
+    """No 500s from connections that died with the database (the registry's pool validates).
+
+    Before the fix the first requests after a PostgreSQL restart failed, one per pooled
+    connection, until each dead one had been tried.
+    """
+    stack = docker_manager.stack
+    engine = docker_manager.project.engine
+    pg = docker_manager.project.service_env("postgres")
+    engine.restart("postgres")
+    ended = time.time()
+    try:
+        poll_until(
+            lambda: _pg_ready(engine, pg["POSTGRES_USER"]),
+            bool,
+            60,
+            "PostgreSQL accepting connections after its restart",
+            interval_s=0.05,
+        )
+        registry = Endpoints.of(docker_manager.project).registry_url
+        with httpx.Client(timeout=10) as client:
+            codes = [client.get(f"{registry}/subjects").status_code for _ in range(10)]
+    finally:
+        stack.wait_recovered("postgres", ended)
+    assert codes == [200] * 10, f"the registry's answers once PostgreSQL was back: {codes}"
+
+
+def _pg_ready(engine: Any, user: str) -> bool:
+    try:
+        engine.execute("postgres", ["pg_isready", "-q", "-h", "127.0.0.1", "-U", user])
+    except Exception:
+        return False
+    return True
+
+
+REGISTRY_REQUESTS = 40
+"""More than the registry's connection pool holds (20 at least): each request borrows one."""
+
+
+def _registry_failures(endpoints: Endpoints) -> list[str]:
+    """Ask the registry's storage REGISTRY_REQUESTS times; what did not answer 200."""
+    failed = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(REGISTRY_REQUESTS):
+            response = client.get(f"{endpoints.registry_url}/subjects")
+            if response.status_code != 200:
+                failed.append(f"{response.status_code} {response.text[:120]}")
+    return failed
+
+
+_REFERENCE: dict[str, Any] = {}
+
+
+def _reference_answer(api: httpx.Client, endpoints: Endpoints) -> list[dict[str, Any]]:
+    """A fixed query over trades fed once for this purpose (the same answer every time)."""
+    if not _REFERENCE:
+        symbols = unique_symbols(1)
+        feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+        feed.send_frames(generate_frames(symbols, seed=7), count=300)
+        poll_until(lambda: _served(api, symbols), lambda n: n >= 300, 60, "reference trades")
+        _REFERENCE["symbol"] = symbols[0]
+    return api_trades(api, _REFERENCE["symbol"])
