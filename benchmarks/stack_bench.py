@@ -23,10 +23,11 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
+
+from tests.e2e.k2_plugin import plugin_ini
 
 from benchmarks.machine import describe
 from e2e_stack import Engine, free_port
@@ -34,10 +35,8 @@ from e2e_stack.reuse import reuse_project_name
 from e2e_stack.sweep import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
-# The plugin's settings for K2, where pytest reads them too.
-_PLUGIN = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-COMPOSE_FILES: list[str] = _PLUGIN["e2e_compose_files"]
-PROJECT_PREFIX: str = _PLUGIN["e2e_project_prefix"]
+COMPOSE_FILES: list[str] = plugin_ini()["e2e_compose_files"]
+PROJECT_PREFIX: str = plugin_ini()["e2e_project_prefix"]
 RESULTS = ROOT / "benchmarks" / "results" / "stack.json"
 GOALS = {
     "no_change_rebuild_s": 10.0,

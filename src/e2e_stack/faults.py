@@ -80,7 +80,7 @@ class Faults:
             record.ended = self.clock()
             try:
                 restores()
-                self.manager.wait_recovered(service, self.wall_clock())
+                self.manager.wait_recovered(self.wall_clock())
             except Exception as exc:
                 record.error = str(exc).splitlines()[0]
                 raise

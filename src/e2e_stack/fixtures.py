@@ -35,13 +35,14 @@ from e2e_stack.preflight import PreflightError
 from e2e_stack.project import (
     CommandError,
     ComposeProject,
+    compose_command,
     labels_overlay,
     write_env_file,
     write_overlay,
 )
 from e2e_stack.redact import Redactor, secrets_in
 from e2e_stack.settings import Settings
-from e2e_stack.state import RunState, run_state
+from e2e_stack.state import FAULTS, RunState, run_state
 from e2e_stack.stats import StatsSampler
 from e2e_stack.sweep import sweep
 
@@ -157,7 +158,7 @@ def stack_env_file(
 @pytest.fixture(scope="session")
 def docker_compose_command(stack_env_file: Path) -> str:
     """Compose v2 with the run's variables file."""
-    return f'docker compose --env-file "{stack_env_file}"'
+    return compose_command(stack_env_file)
 
 
 @pytest.fixture(scope="session")
@@ -322,19 +323,18 @@ def docker_services(stack_manager: StackManager, running_stack: dict[str, str]) 
     return Services(_ComposeCaller(stack_manager))
 
 
-FAULTS = pytest.StashKey[Faults]()
-
-
 @pytest.fixture
 def stack_faults(
-    request: pytest.FixtureRequest, stack_state: RunState, running_stack: dict[str, str]
+    request: pytest.FixtureRequest,
+    stack_state: RunState,
+    stack_manager: StackManager,
+    running_stack: dict[str, str],
 ) -> Iterator[Faults]:
     """Break services of the running stack (kill, stop, pause, cut, restart), always restored.
 
     What was done and when goes into the test's failure bundle and the end-of-run summary.
     """
-    assert stack_state.manager is not None
-    faults = Faults(stack_state.manager)
+    faults = Faults(stack_manager)
     request.node.stash[FAULTS] = faults
     yield faults
     stack_state.findings.faults += faults.rows(request.node.nodeid)

@@ -15,12 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
 
-from e2e_stack.engine import EngineError
-from e2e_stack.project import ComposeProject
+from e2e_stack.engine import Engine, EngineError
+from e2e_stack.project import (
+    ComposeProject,
+    compose_command,
+    labels_overlay,
+    write_env_file,
+    write_overlay,
+)
 from e2e_stack.readiness import Recovering, deadline_for, strategies
 from e2e_stack.waiting import NEVER_CREATED, StackUnhealthy, WaitReport, raise_if_broken
 from e2e_stack.waiting import wait_until_ready as _wait
@@ -150,8 +157,8 @@ class StackManager:
         )
         self._refresh_endpoints()  # A restarted container may have another ephemeral port.
 
-    def wait_recovered(self, service: str, since: float) -> None:
-        """After a fault on `service`: wait until every service is ready again.
+    def wait_recovered(self, since: float) -> None:
+        """After a fault: wait until every service is ready again.
 
         The whole stack is recovering, not only the service that was broken: a neighbour
         that depends on it may read "unhealthy" until its next probe. So here a stale
@@ -160,8 +167,6 @@ class StackManager:
         its healthcheck's deadline.
         """
         model = self.project.config
-        if service not in model["services"]:
-            raise KeyError(f"{service!r} is not a service of the running profile")
         _wait(
             self.project.engine,
             {name: Recovering(strategy, since) for name, strategy in strategies(model).items()},
@@ -319,3 +324,31 @@ class StackManager:
 def profiles_of(profile: str) -> tuple[str, ...]:
     """The compose profiles that run `profile` (none for `NO_PROFILE`)."""
     return (profile,) if profile else ()
+
+
+def labelled_stack(
+    files: Sequence[str],
+    root: Path,
+    name: str,
+    run_dir: Path,
+    variables: Mapping[str, str],
+    labels: Mapping[str, str],
+    cgroup_parent: str | None = None,
+    overlays: Sequence[Mapping[str, Any]] = (),
+) -> StackManager:
+    """A stack outside the session's fixtures (a script's, a test's second one).
+
+    Built as the fixtures build theirs: the variables file, the labels overlay (so the sweep
+    covers it if its owner dies), then `overlays`; its generated files go into `run_dir`.
+    """
+    env_file = write_env_file(run_dir / "stack.env", variables)
+    project = ComposeProject.from_fixtures(
+        compose_command(env_file), files, name, root, host=Engine().address()
+    )
+    everything = project.everything()
+    project = project.with_overlay(
+        write_overlay(run_dir / "labels.json", labels_overlay(everything, labels, cgroup_parent))
+    )
+    for number, overlay in enumerate(overlays):
+        project = project.with_overlay(write_overlay(run_dir / f"overlay-{number}.json", overlay))
+    return StackManager(project, DEFAULT_SETUP, DEFAULT_CLEANUP, growth_order(everything))

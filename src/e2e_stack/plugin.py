@@ -20,7 +20,7 @@ from e2e_stack import hookspecs
 from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
 from e2e_stack.settings import Settings, add_options
-from e2e_stack.state import STATE, RunState
+from e2e_stack.state import FAULTS, STATE, RunState
 from e2e_stack.summary import ServiceRow, format_table, rows_for
 
 STACK_FIXTURE: Final = "stack_manager"
@@ -133,8 +133,6 @@ def _attach_bundle(state: RunState, item: pytest.Item, report: pytest.TestReport
         since = datetime.fromtimestamp(state.identity.started_at, UTC)
     services = sorted(manager.project.everything()["services"])
     sections = bundles.collect(manager.project.engine, services, since, state.redactor)
-    from e2e_stack.fixtures import FAULTS
-
     faults = item.stash.get(FAULTS, None)
     if faults is not None and faults.records:
         sections.insert(0, bundles.Section("faults", "\n".join(faults.lines())))

@@ -234,6 +234,11 @@ class ComposeProject:
         return f"{prefix} {files} -p {self.name}"
 
 
+def compose_command(env_file: Path) -> str:
+    """The `docker_compose_command` of a run: compose v2 with the run's variables file."""
+    return f'docker compose --env-file "{env_file}"'
+
+
 def write_env_file(path: Path, variables: Mapping[str, str]) -> Path:
     """Write a compose variables file, unless one exists (a reused stack keeps its values)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
+from e2e_stack.faults import Faults
 from e2e_stack.identity import LabelKeys, RunIdentity
 from e2e_stack.redact import Redactor
 from e2e_stack.settings import Settings
@@ -56,6 +57,8 @@ class RunState:
 
 
 STATE: Final = pytest.StashKey[RunState]()
+FAULTS: Final = pytest.StashKey[Faults]()
+"""The faults a test caused (on its item), for its failure bundle."""
 
 
 def run_state(config: pytest.Config) -> RunState:

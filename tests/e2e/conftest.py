@@ -33,15 +33,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-async def docker_manager(
-    anyio_backend: str, stack_manager: StackManager
-) -> AsyncIterator[E2EDockerManager]:
-    """The session's stack under the step document's name; torn down at the end."""
-    manager = E2EDockerManager(stack=stack_manager)
-    try:
-        yield manager
-    finally:
-        await manager.stop_stack()
+def docker_manager(stack_manager: StackManager) -> E2EDockerManager:
+    """The session's stack under the step document's name (stack_manager tears it down)."""
+    return E2EDockerManager(stack=stack_manager)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,11 @@ plugin's, configured in pyproject.toml.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import tomllib
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -91,9 +94,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             (artifacts / name).unlink(missing_ok=True)
 
 
-@pytest.hookimpl
-def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[str, str]:
-    """Kafka advertises its host port, so it must be chosen before `up`: a free one per run.
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def plugin_ini() -> dict[str, Any]:
+    """The e2e_stack settings pyproject.toml gives K2, for stacks started outside pytest."""
+    document = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    ini: dict[str, Any] = document["tool"]["pytest"]["ini_options"]
+    return ini
+
+
+def kafka_port_variables() -> dict[str, str]:
+    """Kafka advertises its host port, so it must be chosen before `up`: a free one per stack.
 
     A port pinned in the environment wins (compose reads the process environment first).
     """
@@ -102,6 +115,12 @@ def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[
     if os.environ.get(KAFKA_PORT_VARIABLE):
         return {}
     return {KAFKA_PORT_VARIABLE: str(free_port())}
+
+
+@pytest.hookimpl
+def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[str, str]:
+    """Each run's stack gets its own Kafka host port."""
+    return kafka_port_variables()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

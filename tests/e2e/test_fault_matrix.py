@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 
+from e2e_stack import Engine, EngineError
 from e2e_stack.faults import FaultRecord, Faults
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
@@ -121,13 +121,14 @@ def test_every_trade_survives_the_outage_exactly_once(
     api: httpx.Client,
     docker_manager: E2EDockerManager,
     stack_faults: Faults,
+    reference_symbol: str,
     pytestconfig: pytest.Config,
 ) -> None:
     duration = 0.0 if outage.kind == "restart" else OUTAGE_S
     stream = Stream(
         endpoints, unique_symbols(2), int(RATE * (2 * LEAD_S + duration)), len(str(outage))
     )
-    before = _reference_answer(api, endpoints) if outage.service == "k2-query-api" else None
+    before = api_trades(api, reference_symbol) if outage.service == "k2-query-api" else None
     stream.start()
     poll_until(
         lambda: _served(api, stream.symbols),
@@ -152,7 +153,7 @@ def test_every_trade_survives_the_outage_exactly_once(
         complete_s = round(time.monotonic() - record.ended, 2)
         iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
         served = compare("api", produced, api_records(api, stream.symbols))
-        after = _reference_answer(api, endpoints) if before is not None else None
+        after = api_trades(api, reference_symbol) if before is not None else None
         registry = _registry_failures(endpoints)
     pytestconfig.stash[FAULT_MATRIX].append(
         {
@@ -202,14 +203,14 @@ def test_schema_registry_answers_as_soon_as_postgresql_is_back(
         with httpx.Client(timeout=10) as client:
             codes = [client.get(f"{registry}/subjects").status_code for _ in range(10)]
     finally:
-        stack.wait_recovered("postgres", ended)
+        stack.wait_recovered(ended)
     assert codes == [200] * 10, f"the registry's answers once PostgreSQL was back: {codes}"
 
 
-def _pg_ready(engine: Any, user: str) -> bool:
+def _pg_ready(engine: Engine, user: str) -> bool:
     try:
         engine.execute("postgres", ["pg_isready", "-q", "-h", "127.0.0.1", "-U", user])
-    except Exception:
+    except EngineError:
         return False
     return True
 
@@ -229,15 +230,14 @@ def _registry_failures(endpoints: Endpoints) -> list[str]:
     return failed
 
 
-_REFERENCE: dict[str, Any] = {}
-
-
-def _reference_answer(api: httpx.Client, endpoints: Endpoints) -> list[dict[str, Any]]:
-    """A fixed query over trades fed once for this purpose (the same answer every time)."""
-    if not _REFERENCE:
-        symbols = unique_symbols(1)
-        feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
-        feed.send_frames(generate_frames(symbols, seed=7), count=300)
+@pytest.fixture(scope="module")
+def reference_symbol(full_stack: dict[str, str], docker_manager: E2EDockerManager) -> str:
+    """A symbol with 300 trades fed once, before any fault: its answer must never change."""
+    endpoints = Endpoints.of(docker_manager.project)
+    symbols = unique_symbols(1)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    feed.send_frames(generate_frames(symbols, seed=7), count=300)
+    key = docker_manager.project.service_env("k2-query-api")["K2_API_KEY"]
+    with httpx.Client(base_url=endpoints.api_url, headers={"X-API-Key": key}) as api:
         poll_until(lambda: _served(api, symbols), lambda n: n >= 300, 60, "reference trades")
-        _REFERENCE["symbol"] = symbols[0]
-    return api_trades(api, _REFERENCE["symbol"])
+    return symbols[0]

@@ -37,7 +37,7 @@ class _Manager:
         self.project = _Project(_Engine(self.log, fail_on))
         self.active_profile = "all"
 
-    def wait_recovered(self, service: str, since: float) -> None:
+    def wait_recovered(self, since: float) -> None:
         self.log.append("wait")
 
 

@@ -8,23 +8,18 @@ that dies is cleaned up by the next test run's sweep.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import anyio
 
-from e2e_stack import ComposeProject, Engine, StackManager, free_port
+from e2e_stack import ComposeProject, StackManager
 from e2e_stack.identity import LabelKeys, RunIdentity
-from e2e_stack.manager import DEFAULT_CLEANUP, DEFAULT_SETUP, growth_order
-from e2e_stack.project import labels_overlay, write_env_file, write_overlay
+from e2e_stack.manager import labelled_stack
+from e2e_stack.state import RUNS_DIR
+from tests.e2e.k2_plugin import REPO_ROOT, kafka_port_variables, plugin_ini
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 OVERRIDE_FILE = "docker-compose.e2e.override.yml"
-# The names pyproject.toml gives the plugin for K2 (the sweep finds standalone stacks too).
-PROJECT_PREFIX = "k2e2e"
-LABEL_NAMESPACE = "org.k2.e2e"
-KAFKA_PORT_VARIABLE = "K2_KAFKA_HOST_PORT"
 
 
 class E2EDockerManager:
@@ -102,24 +97,16 @@ def _standalone(compose_file: Path, cgroup_parent: str | None) -> tuple[StackMan
     """
     base = compose_file if compose_file.is_absolute() else REPO_ROOT / compose_file
     identity = RunIdentity.current()
-    name = identity.project_name(PROJECT_PREFIX)
-    run_dir = REPO_ROOT / ".e2e-stack" / name
-    env = {} if os.environ.get(KAFKA_PORT_VARIABLE) else {KAFKA_PORT_VARIABLE: str(free_port())}
-    env_file = write_env_file(run_dir / "stack.env", env)
-    files = [str(base), str(base.parent / OVERRIDE_FILE)]
-    project = ComposeProject.from_fixtures(
-        f'docker compose --env-file "{env_file}"',
-        files,
-        name,
+    # The prefix and labels pyproject.toml gives the plugin: the sweep covers this stack too.
+    name = identity.project_name(plugin_ini()["e2e_project_prefix"])
+    run_dir = REPO_ROOT / RUNS_DIR / name
+    manager = labelled_stack(
+        [str(base), str(base.parent / OVERRIDE_FILE)],
         REPO_ROOT,
-        host=Engine().address(),
-    )
-    everything = project.everything()
-    overlay = write_overlay(
-        run_dir / "labels.json",
-        labels_overlay(everything, identity.labels(LabelKeys(LABEL_NAMESPACE)), cgroup_parent),
-    )
-    manager = StackManager(
-        project.with_overlay(overlay), DEFAULT_SETUP, DEFAULT_CLEANUP, growth_order(everything)
+        name,
+        run_dir,
+        kafka_port_variables(),
+        identity.labels(LabelKeys(plugin_ini()["e2e_label_namespace"])),
+        cgroup_parent,
     )
     return manager, run_dir
