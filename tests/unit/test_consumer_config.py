@@ -10,6 +10,11 @@ from k2.consumer.clients import consumer_config
 from k2.consumer.config import ConfigError, load_config
 from k2.model.names import CONSUMER_GROUP, TOPIC
 
+
+def _ignore_commits(error: object, partitions: object) -> None:
+    """An on_commit callback for settings that are only read."""
+
+
 REQUIRED = {
     "K2_KAFKA_BOOTSTRAP": "kafka:9092",
     "K2_SCHEMA_REGISTRY_URL": "http://registry:8080/apis/ccompat/v7",
@@ -107,6 +112,6 @@ def test_main_exits_2_with_one_error_line(
 
 
 def test_static_membership_only_when_an_instance_id_is_given() -> None:
-    assert "group.instance.id" not in consumer_config(load_config(REQUIRED))
+    assert "group.instance.id" not in consumer_config(load_config(REQUIRED), _ignore_commits)
     pinned = load_config({**REQUIRED, "K2_KAFKA_GROUP_INSTANCE_ID": "consumer-crypto-1"})
-    assert consumer_config(pinned)["group.instance.id"] == "consumer-crypto-1"
+    assert consumer_config(pinned, _ignore_commits)["group.instance.id"] == "consumer-crypto-1"

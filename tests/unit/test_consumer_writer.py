@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pyiceberg.table import Table
@@ -28,7 +28,12 @@ from k2.consumer.decoding import RecordDecoder
 from k2.consumer.health import HealthLimits, HealthState
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import CommitOutcome, IcebergSink
-from k2.consumer.writer import IcebergWriter, KafkaMessage, RebalanceCallback
+from k2.consumer.writer import (
+    GroupCommitReport,
+    IcebergWriter,
+    KafkaMessage,
+    RebalanceCallback,
+)
 from k2.feed.badinput import garbage_value, implausible_trade, unknown_schema_id_value
 from k2.feed.serializer import TradeSerializer
 from k2.iceberg.table import ensure_table
@@ -115,6 +120,10 @@ class Crash(Exception):
     """The process dies here."""
 
 
+class Hang(Exception):
+    """The process would block here forever."""
+
+
 class FakeKafka:
     """Topic logs plus one consumer's group state: positions, committed offsets, rebalances."""
 
@@ -134,6 +143,9 @@ class FakeKafka:
         self.delivered = 0
         self.crash_on_commit = False
         self.fail_commit = False
+        self.coordinator_away = False
+        self.on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] | None = None
+        self._commit_answers: list[tuple[KafkaError | None, list[TopicPartition]]] = []
         self.closed = False
 
     def send(self, partition: int, value: bytes | None, key: bytes | None = None) -> int:
@@ -145,6 +157,7 @@ class FakeKafka:
         """A new consumer process of the same group on the same topic."""
         other = FakeKafka(self.clock, self.events, tuple(self.logs))
         other.logs, other.committed = self.logs, dict(self.committed)
+        other.on_commit = self.on_commit
         return other
 
     # -- the consumer API --
@@ -177,6 +190,7 @@ class FakeKafka:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[KafkaMessage]:
         self._rebalance()
+        self._answer_commits()
         out: list[KafkaMessage] = []
         for partition in self.assigned:
             position = self.positions[partition]
@@ -192,20 +206,31 @@ class FakeKafka:
         self.seeks.append((partition.partition, partition.offset))
         self.positions[partition.partition] = partition.offset
 
-    def commit(
-        self, *, offsets: list[TopicPartition], asynchronous: bool = True
-    ) -> list[TopicPartition]:
-        assert asynchronous is False
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        """Like librdkafka: a synchronous commit waits for the coordinator, however long."""
         if self.crash_on_commit:
             raise Crash("killed between the Iceberg commit and the Kafka commit")
-        if self.fail_commit:
-            raise KafkaException("rebalance in progress")
-        self.events.append(
-            "kafka commit " + ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets)
-        )
-        for tp in offsets:
-            self.committed[tp.partition] = tp.offset
-        return offsets
+        if not asynchronous and self.coordinator_away:
+            raise Hang("a synchronous commit waits for the coordinator without a deadline")
+        self._commit_answers.append((None, offsets))
+        if not asynchronous:
+            self._answer_commits()
+
+    def _answer_commits(self) -> None:
+        """Deliver the coordinator's answers (librdkafka does it inside a poll)."""
+        if self.coordinator_away:
+            return
+        answers, self._commit_answers = self._commit_answers, []
+        for _, offsets in answers:
+            error = KafkaError(KafkaError.REBALANCE_IN_PROGRESS) if self.fail_commit else None
+            if error is None:
+                self.events.append(
+                    "kafka commit " + ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets)
+                )
+                for tp in offsets:
+                    self.committed[tp.partition] = tp.offset
+            if self.on_commit is not None:
+                self.on_commit(error, offsets)
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, p) for p in self.assigned]
@@ -221,6 +246,7 @@ class FakeKafka:
         return 0, len(self.logs[partition.partition])
 
     def close(self) -> None:
+        self._answer_commits()  # librdkafka's close waits for outstanding commits
         if self.assigned and self.on_revoke is not None:
             self.on_revoke(self, [TopicPartition(TOPIC, p) for p in self.assigned])
         self.assigned = []
@@ -339,6 +365,7 @@ class Harness:
             sleep=self.sleeps.append,
         )
         self.kafka.subscribe([TOPIC], on_assign=writer._on_assign, on_revoke=writer._on_revoke)
+        self.kafka.on_commit = GroupCommitReport(self.health, clock=self.clock)
         return writer
 
     def restart(self) -> None:
@@ -597,15 +624,33 @@ def test_a_dead_letter_refused_by_the_producer_fails_its_batch(h: Harness) -> No
 def test_a_failed_kafka_commit_is_not_fatal(h: Harness) -> None:
     h.send_trades(trades(4))
     h.kafka.fail_commit = True
-    h.steps(1)
+    h.steps(3)  # batch, commit to Iceberg and send the Kafka commit, hear its answer
     assert h.rows() == [(0, o) for o in range(4)]
     assert h.kafka.committed == {}
+    assert h.health.document()["group_commit_failures"] == 1
+    assert "Kafka offset commit failed" in h.health.document()["last_error"]["message"]
 
     h.kafka.fail_commit = False
     h.send_trades(trades(4, seed=2))
     h.drain()
 
     assert h.kafka.committed == {0: 8}
+
+
+def test_the_loop_keeps_polling_while_the_group_coordinator_is_away(h: Harness) -> None:
+    """Kafka paused: the Kafka commit must not hold the poll loop (it did, for minutes)."""
+    h.kafka.coordinator_away = True
+    h.send_trades(trades(8))
+    h.steps(4)
+
+    assert h.rows() == [(0, o) for o in range(8)]  # the table moves on
+    assert h.kafka.committed == {}
+    assert h.health.document()["last_poll_age_s"] < 1.0
+
+    h.kafka.coordinator_away = False
+    h.steps(1)
+    assert h.kafka.committed == {0: 8}
+    assert h.health.document()["last_group_commit_age_s"] is not None
 
 
 # -- restarts: one batch through each crash point -----------------------------------------

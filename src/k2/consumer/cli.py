@@ -31,7 +31,7 @@ from k2.consumer.decoding import RecordDecoder
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import IcebergSink
-from k2.consumer.writer import IcebergWriter
+from k2.consumer.writer import GroupCommitReport, IcebergWriter
 from k2.iceberg.table import ensure_table
 
 log = logging.getLogger("k2.consumer")
@@ -94,7 +94,7 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
             return 0
         producer = open_dead_letter_producer(config)
         writer = IcebergWriter(
-            consumer=open_consumer(config),
+            consumer=open_consumer(config, on_commit=GroupCommitReport(health)),
             decoder=RecordDecoder(WriterSchemas(open_registry(config))),
             dead_letters=DeadLetterQueue(producer, config.dlq_topic),
             sink=sink,

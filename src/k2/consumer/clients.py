@@ -6,9 +6,10 @@ settings with the reason for each.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -18,9 +19,13 @@ from k2.consumer.commit_timing import TimedFileIO, TimedRestCatalog
 from k2.consumer.config import ConsumerConfig
 
 
-def consumer_config(config: ConsumerConfig) -> dict[str, Any]:
-    """The librdkafka settings of the writer's consumer."""
+def consumer_config(
+    config: ConsumerConfig, on_commit: Callable[[KafkaError | None, list[TopicPartition]], None]
+) -> dict[str, Any]:
+    """The librdkafka settings of the writer's consumer; `on_commit` hears every offset commit."""
     settings: dict[str, Any] = {
+        # The writer commits asynchronously (a synchronous commit has no deadline).
+        "on_commit": on_commit,
         "bootstrap.servers": config.kafka_bootstrap,
         "group.id": config.group,
         "client.id": config.client_id,
@@ -87,9 +92,11 @@ def catalog_properties(config: ConsumerConfig) -> dict[str, str]:
     return properties
 
 
-def open_consumer(config: ConsumerConfig) -> Consumer:
+def open_consumer(
+    config: ConsumerConfig, on_commit: Callable[[KafkaError | None, list[TopicPartition]], None]
+) -> Consumer:
     """The Kafka consumer (not yet subscribed)."""
-    return Consumer(consumer_config(config))
+    return Consumer(consumer_config(config, on_commit))
 
 
 def open_dead_letter_producer(config: ConsumerConfig) -> Producer:

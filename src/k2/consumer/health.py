@@ -83,7 +83,9 @@ class HealthState:
             "skipped_rows": 0,
             "commit_conflicts": 0,
             "abandoned_batches": 0,
+            "group_commit_failures": 0,
         }
+        self._last_group_commit: float | None = None
 
     def table_loaded(self) -> None:
         """The Iceberg table answered and is ready for commits."""
@@ -131,6 +133,12 @@ class HealthState:
             self._counters["written"] += rows
             self._counters["skipped_rows"] += skipped_rows
             self._counters["commit_conflicts"] += conflicts
+
+    def group_committed(self) -> None:
+        """Kafka acknowledged a commit of the group's offsets."""
+        now = self._clock()
+        with self._lock:
+            self._last_group_commit = now
 
     def uncommitted_since(self, since: float | None) -> None:
         """Monotonic time of the oldest consumed record not yet committed (None: none pending)."""
@@ -223,6 +231,7 @@ class HealthState:
                 "table_loaded": self._table_loaded,
                 "last_poll_age_s": _age(now, self._last_poll),
                 "last_commit_age_s": _age(now, self._last_commit),
+                "last_group_commit_age_s": _age(now, self._last_group_commit),
                 "uncommitted_age_s": _age(now, self._uncommitted_since),
                 "last_error": last_error,
                 "uptime_s": round(now - self._started, 3),

@@ -4,7 +4,10 @@ Per batch, in this order: every record is decoded and validated (bad ones go to 
 topic), the batch closes on size or age, the dead letters are flushed, the rows and the offsets
 go to Iceberg in one commit (on a worker thread, so the next batch is consumed meanwhile; at
 most one commit is in flight; a batch due meanwhile keeps filling until it can go), and only
-then are the offsets committed to Kafka, synchronously.
+then are the offsets committed to Kafka, asynchronously: librdkafka waits for a synchronous
+commit without a deadline, and while the group coordinator was away (Kafka paused) that wait
+held the poll loop for minutes, so the rebalance that would have recovered the group never ran.
+The group's offsets only lag the table's, so a commit that fails costs nothing but a report.
 
 Anything that goes wrong before a batch's Iceberg commit abandons it: the consumer seeks back to
 the batch's first offsets and reads it again. On a partition assignment the start offsets come
@@ -118,10 +121,8 @@ class KafkaConsumer(Protocol):
         """(low, high) watermarks of a partition."""
         ...
 
-    def commit(
-        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
-    ) -> list[TopicPartition]:
-        """Commit `offsets` to the group, waiting for the broker's answer."""
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[True]) -> None:
+        """Send `offsets` to the group; the answer comes to `on_commit` during a later poll."""
         ...
 
     def close(self) -> None:
@@ -139,6 +140,30 @@ class Sink(Protocol):
     def commit(self, batch: SealedBatch) -> CommitOutcome:
         """Write one batch in one commit."""
         ...
+
+
+class GroupCommitReport:
+    """The consumer's `on_commit` callback: failed Kafka offset commits go to health and the log.
+
+    librdkafka calls it from inside `consume`, on the writer's thread. A failure is harmless to
+    the data (the table holds the offsets) but worth seeing: it says the coordinator is away.
+    """
+
+    def __init__(self, health: HealthState, clock: Callable[[], float] = time.monotonic) -> None:
+        self._health = health
+        self._throttle = _Throttle(clock)
+
+    def __call__(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Report `error`, or the first partition's error, if the commit failed."""
+        failed = [tp for tp in partitions if tp.error is not None]
+        problem = error if error is not None else (failed[0].error if failed else None)
+        if problem is None:
+            self._health.group_committed()
+            return
+        self._health.error(f"Kafka offset commit failed: {problem}")
+        self._health.count("group_commit_failures")
+        if self._throttle("group-commit"):
+            log.warning("Kafka offset commit failed (the table has the offsets): %s", problem)
 
 
 class FatalWriterError(RuntimeError):
@@ -425,20 +450,18 @@ class IcebergWriter:
         )
 
     def _commit_kafka(self, offsets: dict[int, int]) -> str:
-        """Commit the group's offsets after the table's; a failure only delays the group."""
+        """Send the group's offsets after the table's; never wait for the answer.
+
+        The answer (GroupCommitReport) only reports: a failure delays the group, not the data.
+        """
         partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
         try:
-            results = self._consumer.commit(offsets=partitions, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
             self._health.error(f"Kafka offset commit failed: {exc}")
-            log.warning("Kafka offset commit failed (the table has the offsets): %s", exc)
+            log.warning("Kafka offset commit not sent (the table has the offsets): %s", exc)
             return "Kafka offset commit FAILED"
-        failed = [tp for tp in results or () if tp.error is not None]
-        if failed:
-            self._health.error(f"Kafka offset commit failed: {failed[0].error}")
-            log.warning("Kafka offset commit failed for %s", failed)
-            return "Kafka offset commit FAILED"
-        return "Kafka offsets committed"
+        return "Kafka offsets sent"
 
     def _abandon(self, batches: list[SealedBatch], why: str) -> None:
         """Drop `batches` and the open batch, seek back to their first offsets, back off."""
