@@ -115,7 +115,7 @@ def _state_of(row: Mapping[str, Any]) -> ContainerState:
         health=health.get("Status") or None,
         exit_code=int(state.get("ExitCode") or 0),
         health_log=tuple(
-            (entry.get("Output") or "").strip()[-_HEALTH_OUTPUT_CHARS:]
+            _shortened((entry.get("Output") or "").strip())
             for entry in (health.get("Log") or [])[-_HEALTH_LOG_ENTRIES:]
         ),
         published={
@@ -126,6 +126,17 @@ def _state_of(row: Mapping[str, Any]) -> ContainerState:
         pid=int(state.get("Pid") or 0),
         health_checked_at=_epoch((health.get("Log") or [{}])[-1].get("End")),
     )
+
+
+def _shortened(output: str) -> str:
+    """A healthcheck's output cut to _HEALTH_OUTPUT_CHARS, keeping both ends.
+
+    The start holds the verdict and the cause, usually; the end a probe tool's own error line.
+    """
+    if len(output) <= _HEALTH_OUTPUT_CHARS:
+        return output
+    head = _HEALTH_OUTPUT_CHARS * 2 // 3
+    return output[:head] + " … " + output[-(_HEALTH_OUTPUT_CHARS - head - 3) :]
 
 
 def _epoch(stamp: str | None) -> float | None:

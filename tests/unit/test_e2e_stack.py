@@ -474,3 +474,21 @@ def test_engine_health_times_are_read_to_the_microsecond() -> None:
     }
     assert _state_of(row).health_checked_at == pytest.approx(1796315101.123456, abs=1e-5)
     assert _state_of({"State": {"Status": "running"}}).health_checked_at is None
+
+
+def test_a_long_health_output_keeps_its_cause_and_its_last_line() -> None:
+    from e2e_stack.engine import _HEALTH_OUTPUT_CHARS, _state_of
+
+    cause = "unhealthy: Iceberg commits failing for 2.0 s: OSError: "
+    output = cause + "x" * 2000 + "\ncurl: (22) The requested URL returned error: 503"
+    row = {
+        "State": {
+            "Status": "running",
+            "Health": {"Status": "unhealthy", "Log": [{"Output": output}]},
+        }
+    }
+    (kept,) = _state_of(row).health_log
+
+    assert kept.startswith(cause)
+    assert kept.endswith("returned error: 503")
+    assert len(kept) == _HEALTH_OUTPUT_CHARS
