@@ -146,16 +146,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def fault_matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """The fault table: one line per fault, seconds and trade counts."""
+    """The fault table: one line per fault, seconds, trade counts, when health said not-ready.
+
+    `unready s`: seconds after the fault began until consumer-crypto / k2-query-api answered
+    not-ready ('-': they stayed ready).
+    """
     header = (
-        f"{'fault':<34} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
-        f"{'missing':>7} {'twice':>5}"
+        f"{'fault':<30} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
+        f"{'missing':>7} {'twice':>5} {'unready s (consumer/api)':>24}"
     )
     return [header] + [
-        f"{row['fault']:<34.34} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
-        f"{row['acknowledged']:>6} {row['stored']:>6} {row['missing']:>7} {row['duplicated']:>5}"
+        f"{row['fault']:<30.30} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
+        f"{row['acknowledged']:>6} {row['stored']:>6} {row['missing']:>7} {row['duplicated']:>5} "
+        f"{_unready(row):>24}"
         for row in rows
     ]
+
+
+def _unready(row: dict[str, Any]) -> str:
+    seen = row.get("unready_after_s") or {}
+    return "/".join("-" if value is None else f"{value:.1f}" for value in seen.values())
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

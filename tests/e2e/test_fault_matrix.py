@@ -58,6 +58,22 @@ class Outage:
         return f"{self.kind}-{self.service}"
 
 
+HEALTH_SERVICES = ("consumer-crypto", "k2-query-api")
+UNREADY_DEADLINE_S = 15.0
+"""A service whose dependency is out must say so within this long of the fault's start: its
+own detection (Kafka silent 5 s, a commit running 10 s, a failed commit at once, the API's 2 s
+probe) plus the 2 s healthcheck interval, with margin for a machine twice as slow."""
+TELLS: dict[str, dict[str, str]] = {
+    "paused-kafka": {"consumer-crypto": "Kafka has not answered"},
+    "paused-minio": {"consumer-crypto": "Iceberg commit", "k2-query-api": "trade store"},
+    "stopped-minio": {"consumer-crypto": "Iceberg commit", "k2-query-api": "storage"},
+    "stopped-iceberg-rest": {"consumer-crypto": "Iceberg commit", "k2-query-api": "catalog"},
+    "disconnected-consumer-crypto": {"consumer-crypto": "Kafka has not answered"},
+}
+"""Per fault: which service must turn not-ready, and words its health answer must hold (the
+cause). Faults absent here end before a healthcheck could tell (restarts) or leave both
+services able to work (the registry: the consumer holds the schemas it has seen)."""
+
 MATRIX = [
     Outage("restart", "kafka"),
     Outage("paused", "kafka"),
@@ -83,6 +99,57 @@ def _apply(faults: Faults, outage: Outage) -> FaultRecord:
         time.sleep(OUTAGE_S)  # the outage itself
     assert isinstance(record, FaultRecord)
     return record
+
+
+class HealthWatch:
+    """What the engine's own healthchecks of some services answered, read once a second.
+
+    No probe of its own: the containers' healthchecks already ask every 2 s and the engine
+    keeps their outputs, so the watch costs one batched inspect a second (about 55 ms of CPU)
+    and sees the answer even of a container cut from the network.
+    """
+
+    def __init__(self, engine: Engine, services: tuple[str, ...]) -> None:
+        self._engine = engine
+        self._services = services
+        self.answers: dict[str, list[tuple[float, str]]] = {s: [] for s in services}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="health-watch", daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                states = self._engine.observe(self._services)
+            except EngineError:
+                continue  # a container mid-restart; the next look sees it
+            for service, state in states.items():
+                seen = self.answers[service]
+                if (
+                    state.health_checked_at is not None
+                    and state.health_log
+                    and (not seen or state.health_checked_at > seen[-1][0])
+                ):
+                    seen.append((state.health_checked_at, state.health_log[-1]))
+
+    def first_unready(self, service: str, since: float) -> tuple[float, str] | None:
+        """(seconds after `since`, output) of the first not-ready answer after `since`."""
+        for at, output in self.answers[service]:
+            if at >= since and not _says_ready(output):
+                return round(at - since, 1), output
+        return None
+
+
+def _says_ready(output: str) -> bool:
+    """The consumer's /ready says `healthy`; the API's /health body has status ok."""
+    return output.strip() == "healthy" or '"status":"ok"' in output.replace(" ", "")
 
 
 class Stream:
@@ -137,8 +204,11 @@ def test_every_trade_survives_the_outage_exactly_once(
         "the first trades before the fault",
         guard=docker_manager.raise_if_broken,
     )
-    record = _apply(stack_faults, outage)
+    with HealthWatch(docker_manager.project.engine, HEALTH_SERVICES) as health:
+        began = time.time()
+        record = _apply(stack_faults, outage)
     assert record.ended is not None
+    told = {service: health.first_unready(service, began) for service in HEALTH_SERVICES}
     # A container started again may publish on other ephemeral ports: look them up again.
     endpoints = Endpoints.of(docker_manager.project)
     with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
@@ -166,12 +236,29 @@ def test_every_trade_survives_the_outage_exactly_once(
             "missing": len(iceberg.missing),
             "duplicated": sum(n - 1 for n in iceberg.duplicated.values()),
             "api_served": served.actual,
+            "unready_after_s": {
+                service: None if seen is None else seen[0] for service, seen in told.items()
+            },
         }
     )
     assert not stream.failures, f"the feed failed during {outage}: {stream.failures[0]}"
     assert_hops(iceberg, served)
     assert after == before, "the API answered the same query differently after its restart"
     assert not registry, f"after {outage} the schema registry failed requests: {registry[:3]}"
+    for service, words in TELLS.get(str(outage), {}).items():
+        seen = told[service]
+        answers = [output[:160] for _, output in health.answers[service][-4:]]
+        assert seen is not None, (
+            f"{outage}: {service} never said not-ready during the outage; its answers: {answers}"
+        )
+        assert seen[0] <= UNREADY_DEADLINE_S, (
+            f"{outage}: {service} said not-ready only {seen[0]} s after the fault began "
+            f"(allowed {UNREADY_DEADLINE_S:.0f} s): {seen[1][:200]}"
+        )
+        assert words in seen[1], (
+            f"{outage}: {service} said not-ready without naming the cause "
+            f"(expected {words!r}): {seen[1][:300]}"
+        )
     assert complete_s <= RECOVERY_ALLOWANCE_S, (
         f"{outage}: every trade served only {complete_s:.1f} s after the fault ended "
         f"(K2's plan allows {RECOVERY_ALLOWANCE_S:.0f} s; goal {RECOVERY_GOAL_S:.0f} s)"

@@ -10,6 +10,7 @@ import pytest
 
 from k2.consumer.commit_timing import CommitBreakdown
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
+from k2.consumer.kafka_liveness import KafkaLiveness
 from tests.unit.clocks import ManualClock
 
 
@@ -81,6 +82,86 @@ def test_a_failing_registry_is_unhealthy_until_it_answers(
     state.registry_ok()
     assert state.reasons() == []
     assert state.document()["last_error"] == {"message": "connection refused", "age_s": 3.0}
+
+
+def _stats(rx: int, state: str = "UP") -> str:
+    """A librdkafka statistics document: one bootstrap entry and one real broker."""
+    return json.dumps(
+        {
+            "brokers": {
+                "kafka:9092/bootstrap": {"nodeid": -1, "nodename": "kafka:9092", "rx": 1},
+                "kafka:9092/1": {"nodeid": 1, "nodename": "kafka:9092", "state": state, "rx": rx},
+            }
+        }
+    )
+
+
+def test_kafka_silent_too_long_is_unhealthy_and_names_the_broker(
+    state: HealthState, clock: ManualClock
+) -> None:
+    liveness = KafkaLiveness(_healthy(state))
+    for rx in (10, 30, 50):  # answering: about 20 responses a second
+        liveness(_stats(rx))
+        clock.now += 1.0
+    state.polled()
+    assert state.reasons() == []
+
+    for _ in range(6):  # paused: the connection stays UP, nothing comes back
+        liveness(_stats(50))
+        clock.now += 1.0
+    state.polled()
+    assert state.reasons() == [
+        "Kafka has not answered for 7.0 s (limit 5 s; brokers: kafka:9092 UP)"
+    ]
+
+    liveness(_stats(51))
+    assert state.reasons() == []
+
+
+def test_kafka_never_answering_is_unhealthy(state: HealthState, clock: ManualClock) -> None:
+    liveness = KafkaLiveness(_healthy(state))
+    liveness(_stats(0, state="DOWN"))
+    clock.now += 5.5
+    liveness(_stats(0, state="DOWN"))
+    state.polled()
+
+    assert state.reasons() == [
+        "Kafka has not answered for 5.5 s (limit 5 s; brokers: kafka:9092 DOWN)"
+    ]
+
+
+def test_unreadable_statistics_change_nothing(state: HealthState) -> None:
+    KafkaLiveness(_healthy(state))("not json")
+
+    assert state.reasons() == []
+
+
+def test_a_failed_iceberg_commit_is_unhealthy_until_one_succeeds(
+    state: HealthState, clock: ManualClock
+) -> None:
+    _healthy(state).commit_started()
+    state.commit_failed("Iceberg commit failed: OSError: S3 unavailable")
+    clock.now += 2.0
+    state.polled()
+
+    assert state.reasons() == [
+        "Iceberg commits failing for 2.0 s: Iceberg commit failed: OSError: S3 unavailable"
+    ]
+    state.commit_started()
+    state.committed(4, 0, 0)
+    assert state.reasons() == []
+
+
+def test_a_hung_iceberg_commit_is_unhealthy(state: HealthState, clock: ManualClock) -> None:
+    _healthy(state).commit_started()
+    clock.now += 10.0
+    state.polled()
+    assert state.reasons() == []
+
+    clock.now += 2.5
+    state.polled()
+    assert state.reasons() == ["an Iceberg commit has been running for 12.5 s (limit 10 s)"]
+    assert state.document()["running_commit_age_s"] == 12.5
 
 
 def test_shutting_down_is_unhealthy(state: HealthState) -> None:

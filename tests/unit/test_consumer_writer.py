@@ -584,6 +584,20 @@ def test_a_failed_iceberg_commit_is_read_again_and_written_once(h: Harness) -> N
     assert "S3 unavailable" in h.health.document()["last_error"]["message"]
 
 
+def test_health_names_a_failing_iceberg_commit_until_the_retry_lands(h: Harness) -> None:
+    h.send_trades(trades(6))
+    h.catalog.fail_commits = [OSError("S3 unavailable")]
+    h.steps(2)  # batch 0-3 fails
+
+    assert any(
+        r.startswith("Iceberg commits failing") and "S3 unavailable" in r
+        for r in h.health.reasons()
+    ), h.health.reasons()
+
+    h.drain()
+    assert not [r for r in h.health.reasons() if "Iceberg" in r]
+
+
 def test_a_lost_commit_answer_does_not_duplicate(h: Harness) -> None:
     h.send_trades(trades(4))
     h.catalog.lose_responses = 1

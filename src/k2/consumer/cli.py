@@ -29,6 +29,7 @@ from k2.consumer.config import ConfigError, ConsumerConfig, load_config
 from k2.consumer.deadletter import DeadLetterQueue
 from k2.consumer.decoding import RecordDecoder
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
+from k2.consumer.kafka_liveness import KafkaLiveness
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import IcebergSink
 from k2.consumer.writer import GroupCommitReport, IcebergWriter
@@ -94,7 +95,9 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
             return 0
         producer = open_dead_letter_producer(config)
         writer = IcebergWriter(
-            consumer=open_consumer(config, on_commit=GroupCommitReport(health)),
+            consumer=open_consumer(
+                config, on_commit=GroupCommitReport(health), on_stats=KafkaLiveness(health)
+            ),
             decoder=RecordDecoder(WriterSchemas(open_registry(config))),
             dead_letters=DeadLetterQueue(producer, config.dlq_topic),
             sink=sink,

@@ -20,9 +20,15 @@ from k2.consumer.config import ConsumerConfig
 
 
 def consumer_config(
-    config: ConsumerConfig, on_commit: Callable[[KafkaError | None, list[TopicPartition]], None]
+    config: ConsumerConfig,
+    on_commit: Callable[[KafkaError | None, list[TopicPartition]], None],
+    on_stats: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The librdkafka settings of the writer's consumer; `on_commit` hears every offset commit."""
+    """The writer's consumer settings.
+
+    `on_commit` hears every offset commit, `on_stats` the statistics once a second
+    (KafkaLiveness learns from them whether Kafka answers).
+    """
     settings: dict[str, Any] = {
         # The writer commits asynchronously (a synchronous commit has no deadline).
         "on_commit": on_commit,
@@ -47,6 +53,9 @@ def consumer_config(
     }
     if config.group_instance_id:
         settings["group.instance.id"] = config.group_instance_id
+    if on_stats is not None:
+        settings["stats_cb"] = on_stats
+        settings["statistics.interval.ms"] = 1_000
     return settings
 
 
@@ -93,10 +102,12 @@ def catalog_properties(config: ConsumerConfig) -> dict[str, str]:
 
 
 def open_consumer(
-    config: ConsumerConfig, on_commit: Callable[[KafkaError | None, list[TopicPartition]], None]
+    config: ConsumerConfig,
+    on_commit: Callable[[KafkaError | None, list[TopicPartition]], None],
+    on_stats: Callable[[str], None] | None = None,
 ) -> Consumer:
     """The Kafka consumer (not yet subscribed)."""
-    return Consumer(consumer_config(config, on_commit))
+    return Consumer(consumer_config(config, on_commit, on_stats))
 
 
 def open_dead_letter_producer(config: ConsumerConfig) -> Producer:

@@ -1,13 +1,15 @@
 """Truthful health: healthy only while the writer is really consuming and really committing.
 
 Healthy means all of: the first partition assignment arrived and partitions are assigned, the
-consumer polled within the last few seconds, the Iceberg table is loaded, no consumed record has
-waited longer than a limit for its commit, and the schema registry is not failing. Otherwise the
-answer is unhealthy with the reasons. The counters ride along in the same JSON document, served
-over HTTP (`GET /health`: 200 when healthy, 503 when not) for the E2E tests and people, and as
-one line of text (`GET /ready`: `healthy`, or `unhealthy: <reasons>` with 503) for the container
-healthcheck, which runs `curl` on it: a probe every second or two must cost little, and a
-Python interpreter per probe cost the stack more CPU than the probe was worth.
+consumer polled within the last few seconds, Kafka answered within the last few seconds, the
+Iceberg table is loaded, the last Iceberg commit did not fail and none has run for too long, no
+consumed record has waited longer than a limit for its commit, and the schema registry is not
+failing. Otherwise the answer is unhealthy with the reasons, each naming what is out. The counters
+ride along in the same JSON document, served over HTTP (`GET /health`: 200 when healthy, 503 when
+not) for the E2E tests and people, and as one line of text (`GET /ready`: `healthy`, or `unhealthy:
+<reasons>` with 503) for the container healthcheck, which runs `curl` on it: a probe every second
+or two must cost little, and a Python interpreter per probe cost the stack more CPU than the probe
+was worth.
 """
 
 from __future__ import annotations
@@ -28,16 +30,31 @@ from k2.consumer.commit_timing import PHASES, CommitBreakdown
 
 log = logging.getLogger(__name__)
 
+MAX_CAUSE_CHARS: Final = 200
+"""A failure's message in a reason is cut here: the healthcheck's output is kept short by the
+engine, and the reason must still fit beside the others."""
+
 TIMING_WINDOW: Final = 256
 """Recent commits whose timing the health document summarises (minutes at a commit a second)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HealthLimits:
-    """How stale polling and how old an uncommitted record may get before health fails."""
+    """How stale polling and how old an uncommitted record may get before health fails.
+
+    `max_kafka_silence_s`: no response from any broker for this long means Kafka is out (it
+    answers fetches about 20 times a second). `max_commit_s`: an Iceberg commit running this
+    long is hung (they take well under a second here, a few on a machine twice as slow).
+    """
 
     max_poll_age_s: float
     max_uncommitted_s: float
+    max_kafka_silence_s: float = 5.0
+    max_commit_s: float = 10.0
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_CAUSE_CHARS else message[: MAX_CAUSE_CHARS - 1] + "…"
 
 
 def _age(now: float, then: float | None) -> float | None:
@@ -86,6 +103,12 @@ class HealthState:
             "group_commit_failures": 0,
         }
         self._last_group_commit: float | None = None
+        self._kafka_watched_since: float | None = None
+        self._kafka_answered: float | None = None
+        self._brokers: dict[str, str] = {}
+        self._commit_began: float | None = None
+        self._commits_failing_since: float | None = None
+        self._commit_error = ""
 
     def table_loaded(self) -> None:
         """The Iceberg table answered and is ready for commits."""
@@ -129,10 +152,39 @@ class HealthState:
             if breakdown is not None:
                 self._timings.append((waited_s * 1000, breakdown))
             self._last_commit = now
+            self._commit_began = None
+            self._commits_failing_since = None
+            self._commit_error = ""
             self._counters["commits"] += 1
             self._counters["written"] += rows
             self._counters["skipped_rows"] += skipped_rows
             self._counters["commit_conflicts"] += conflicts
+
+    def kafka_heard(self, *, answered: bool, brokers: Mapping[str, str]) -> None:
+        """Librdkafka's statistics arrived; `answered`: some broker responded since the last."""
+        now = self._clock()
+        with self._lock:
+            if self._kafka_watched_since is None:
+                self._kafka_watched_since = now
+            if answered:
+                self._kafka_answered = now
+            self._brokers = dict(brokers)
+
+    def commit_started(self) -> None:
+        """An Iceberg commit began (on the worker thread)."""
+        now = self._clock()
+        with self._lock:
+            self._commit_began = now
+
+    def commit_failed(self, message: str) -> None:
+        """The Iceberg commit failed; its records will be read again."""
+        now = self._clock()
+        with self._lock:
+            self._commit_began = None
+            if self._commits_failing_since is None:
+                self._commits_failing_since = now
+            self._commit_error = _cut(message)
+            self._last_error = (now, message)
 
     def group_committed(self) -> None:
         """Kafka acknowledged a commit of the group's offsets."""
@@ -151,7 +203,7 @@ class HealthState:
         with self._lock:
             if self._registry_down_since is None:
                 self._registry_down_since = now
-            self._registry_error = message
+            self._registry_error = _cut(message)
             self._last_error = (now, message)
 
     def registry_ok(self) -> None:
@@ -199,6 +251,24 @@ class HealthState:
                 f"last Kafka poll {now - self._last_poll:.1f} s ago "
                 f"(limit {limits.max_poll_age_s:g} s)"
             )
+        if self._kafka_watched_since is not None:
+            silent = now - (self._kafka_answered or self._kafka_watched_since)
+            if silent > limits.max_kafka_silence_s:
+                brokers = ", ".join(f"{n} {s}" for n, s in sorted(self._brokers.items()))
+                reasons.append(
+                    f"Kafka has not answered for {silent:.1f} s "
+                    f"(limit {limits.max_kafka_silence_s:g} s; brokers: {brokers or 'none known'})"
+                )
+        if self._commits_failing_since is not None:
+            reasons.append(
+                f"Iceberg commits failing for {now - self._commits_failing_since:.1f} s: "
+                f"{self._commit_error}"
+            )
+        if self._commit_began is not None and now - self._commit_began > limits.max_commit_s:
+            reasons.append(
+                f"an Iceberg commit has been running for {now - self._commit_began:.1f} s "
+                f"(limit {limits.max_commit_s:g} s)"
+            )
         if self._uncommitted_since is not None:
             waiting = now - self._uncommitted_since
             if waiting > limits.max_uncommitted_s:
@@ -232,6 +302,8 @@ class HealthState:
                 "last_poll_age_s": _age(now, self._last_poll),
                 "last_commit_age_s": _age(now, self._last_commit),
                 "last_group_commit_age_s": _age(now, self._last_group_commit),
+                "kafka_answer_age_s": _age(now, self._kafka_answered),
+                "running_commit_age_s": _age(now, self._commit_began),
                 "uncommitted_age_s": _age(now, self._uncommitted_since),
                 "last_error": last_error,
                 "uptime_s": round(now - self._started, 3),
