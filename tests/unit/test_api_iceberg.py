@@ -433,6 +433,17 @@ def test_readiness_checks_the_storage_too() -> None:
         anyio.run(repo.readiness)
 
 
+def test_not_ready_while_the_first_copy_of_the_table_is_read() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    repo = repository(table)
+    filling = repo._replica._lock  # held: another thread (the follower) reads the first copy
+    with filling, pytest.raises(RepositoryUnavailableError, match="reading the table into memory"):
+        anyio.run(repo.readiness)
+    assert anyio.run(repo.readiness).snapshot_id is not None
+    assert repo._replica.latest is not None  # ready means the copy is there
+
+
 # -- /health over the Iceberg repository --------------------------------------------------
 
 

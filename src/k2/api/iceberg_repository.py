@@ -251,20 +251,30 @@ class IcebergTradeRepository:
         )
 
     async def readiness(self) -> Readiness:
-        """Load the table through the catalog and check the storage holds its manifest list.
+        """Load the table through the catalog, check the storage, bring the in-memory copy current.
 
-        The second step costs one small HEAD request and catches an API whose own S3 settings
-        are wrong while the catalog (which has its own) answers fine.
+        The storage step costs one small HEAD request and catches an API whose own S3 settings
+        are wrong while the catalog (which has its own) answers fine. The copy step makes ready
+        mean "/v1/trades answers now": while the first copy is read (after a restart), the
+        answer is not-ready saying so; afterwards it is usually current already (the follower
+        refreshes it every second).
         """
         return await anyio.to_thread.run_sync(
             self._readiness, limiter=self._probes, abandon_on_cancel=True
         )
 
     def _readiness(self) -> Readiness:
+        """Ready: the table loads, its storage answers, and the in-memory copy is current."""
         table = self._load()
         snapshot = table.current_snapshot()
         if snapshot is None:
             return Readiness(None)
+        if self._replica.filling:
+            # Ready means /v1/trades answers now; after a restart of a big table it would wait
+            # for the first copy (measured: 20 s at 525k rows while /health already said 200).
+            raise RepositoryUnavailableError(
+                "reading the table into memory: /v1/trades would wait for the first copy"
+            )
         try:
             present = table.io.new_input(snapshot.manifest_list).exists()
         except _UNAVAILABLE as exc:
@@ -275,6 +285,12 @@ class IcebergTradeRepository:
             raise RepositoryUnavailableError(
                 f"storage has no manifest list {snapshot.manifest_list}"
             )
+        try:
+            self._replica.view(table)  # current already, or brought to the snapshot now
+        except _UNAVAILABLE as exc:
+            raise RepositoryUnavailableError(
+                f"reading {self._table_name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         return Readiness(snapshot.snapshot_id)
 
     def follow(self, stop: threading.Event, interval: float = FOLLOW_INTERVAL_S) -> None:

@@ -110,6 +110,11 @@ class TradeReplica:
         return self._view
 
     @property
+    def filling(self) -> bool:
+        """True while the first copy is being read (requests would wait for it)."""
+        return self._view is None and self._lock.locked()
+
+    @property
     def off_reason(self) -> str | None:
         """Why the replica is not used (None while it is)."""
         return self._off_reason
