@@ -17,10 +17,12 @@ import pytest
 from confluent_kafka import Consumer
 
 from e2e_stack.faults import Faults
+from k2.consumer.offsets import stored_offsets
 from k2.feed import open_feed
 from k2.feed.badinput import garbage_value, unknown_schema_id_value
 from k2.feed.generator import generate_frames
 from k2.model import TOPIC
+from k2.model.names import ICEBERG_TABLE
 from tests.e2e.utils.data_validator import (
     Canonical,
     PipelineMismatch,
@@ -129,6 +131,43 @@ def _dead_letters(endpoints: Endpoints, keys: list[str], expected: int) -> list[
     finally:
         consumer.close()
     return found
+
+
+def test_a_replayed_stretch_is_stored_once(
+    endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
+) -> None:
+    """The same trades fed again (new offsets, same message_ids) add nothing (issue 11)."""
+    symbols = unique_symbols(2)
+    feed = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    feed.send_frames(generate_frames(symbols, seed=13), count=600)
+    produced = [from_trade(trade) for trade in feed.ledger.trades()]
+    arrive(produced, symbols)
+
+    replay = open_feed(endpoints.bootstrap, endpoints.registry_url)
+    replay.send_frames(generate_frames(symbols, seed=13), count=600)
+    ends: dict[int, int] = {}
+    for entry in replay.ledger:
+        ends[entry.partition] = max(ends.get(entry.partition, 0), entry.offset + 1)
+    originals = {trade.message_id for trade in feed.ledger.trades()}
+    assert {trade.message_id for trade in replay.ledger.trades()} == originals
+    poll_until(
+        lambda: _table_offsets(endpoints),
+        lambda stored: all(stored.get(p, 0) >= end for p, end in ends.items()),
+        ARRIVAL_DEADLINE_S,
+        f"the consumer's commits past the replayed offsets {ends}",
+    )
+
+    assert_hops(
+        compare("iceberg", produced, iceberg_records(endpoints, symbols)),
+        compare("api", produced, api_records(api, symbols)),
+    )
+
+
+def _table_offsets(endpoints: Endpoints) -> dict[int, int]:
+    """The next offset per partition the table's head records (the consumer's progress)."""
+    table = endpoints.catalog().load_table(ICEBERG_TABLE)
+    found = stored_offsets(table.metadata, TOPIC)
+    return dict(found.partitions) if found is not None else {}
 
 
 def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(

@@ -127,7 +127,10 @@ class MemoryCatalog(MetastoreCatalog):
 def trades(
     count: int, *, seed: int = 0, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
 ) -> list[Trade]:
-    frames = generate_frames(list(symbols), seed=seed, count=count)
+    # Trade ids apart per seed: the same (symbol, trade id) is the same trade (a replay).
+    frames = generate_frames(
+        list(symbols), seed=seed, count=count, first_trade_id=1_000_000 + 10_000 * seed
+    )
     return [from_binance_frame(frame, INGESTED) for frame in frames]
 
 

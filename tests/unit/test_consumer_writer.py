@@ -811,3 +811,53 @@ def test_a_due_batch_keeps_filling_while_the_previous_commit_runs(tmp_path: Path
     assert "iceberg commit 9" in h.events
     held.release()
     assert "iceberg commit 5" in h.events
+
+
+# -- replays: the same trade (message_id) at another offset is stored once ----------------
+
+
+def test_a_replay_in_a_later_batch_is_stored_once(h: Harness) -> None:
+    original = trades(4)
+    h.send_trades(original)
+    h.drain()
+    h.send_trades([original[1], *trades(2, seed=3), original[3]])  # a resend, new trades
+
+    h.drain()
+
+    assert len(h.rows()) == 6
+    assert h.stored() == {0: 8}  # the offsets move past the replays
+    assert h.health.document()["replayed_rows"] == 2
+
+
+def test_a_replay_within_one_batch_is_stored_once(h: Harness) -> None:
+    first, second = trades(2)
+    h.send_trades([first, first, second, first])
+
+    h.drain()
+
+    assert h.rows() == [(0, 0), (0, 2)]
+
+
+def test_a_replay_after_a_restart_is_stored_once(h: Harness) -> None:
+    original = trades(4)
+    h.send_trades(original)
+    h.drain()
+
+    h.restart()  # a new process: it knows the ids only from the table
+    h.send_trades(original)
+    h.drain()
+
+    assert h.rows() == [(0, o) for o in range(4)]
+
+
+def test_a_replay_is_stored_once_after_another_writer_committed(h: Harness) -> None:
+    original = trades(4)
+    h.send_trades(original)
+    h.drain()
+    other = IcebergSink(h.catalog.load_table(ICEBERG_TABLE), topic=TOPIC, group="other")
+    other.commit(_sealed({1: (0, 2)}, h))  # another writer: the head moves on
+
+    h.send_trades(original[:2])
+    h.drain()
+
+    assert len(h.rows()) == 6  # 4 + the other writer's 2; the replays once

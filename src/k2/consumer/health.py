@@ -101,6 +101,7 @@ class HealthState:
             "commit_conflicts": 0,
             "abandoned_batches": 0,
             "group_commit_failures": 0,
+            "replayed_rows": 0,
         }
         self._last_group_commit: float | None = None
         self._kafka_watched_since: float | None = None

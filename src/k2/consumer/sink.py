@@ -4,6 +4,7 @@ The commit is optimistic: pyiceberg asserts the branch head is the snapshot this
 saw. If another commit got there first (CommitFailedException), the sink reloads the table,
 reads the offsets the new head records, drops the rows that are already in (a concurrent
 writer's, or an earlier attempt whose answer was lost) and tries again with the merged map. It
+drops too the rows whose message_id the table holds already (a replay, see `dedup`). It
 never relies on pyiceberg's own commit retry, which would replay the same rows and the same,
 now stale, offsets onto the new head: `ensure_table` turns that retry off for this table.
 
@@ -36,6 +37,7 @@ from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from k2.consumer.batch import SealedBatch
 from k2.consumer.commit_timing import CLOCK, CommitBreakdown, CommitClock
+from k2.consumer.dedup import MessageIdIndex
 from k2.consumer.offsets import (
     OFFSETS_PROPERTY,
     encode_offsets,
@@ -75,6 +77,8 @@ class CommitOutcome:
     seconds: float
     breakdown: CommitBreakdown | None = None
     """Where the commit's time went (see commit_timing)."""
+    replayed_rows: int = 0
+    """Rows of the batch dropped because the table holds their message_id (replays)."""
 
 
 def drop_landed(
@@ -110,6 +114,7 @@ class IcebergSink:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         timing: CommitClock = CLOCK,
+        message_ids: MessageIdIndex | None = None,
     ) -> None:
         if table.schema().as_struct() != TRADES_SCHEMA.as_struct():
             raise ValueError(
@@ -132,6 +137,7 @@ class IcebergSink:
         self._timing = timing
         self._lock = threading.Lock()
         self._stale = False
+        self._ids = message_ids or MessageIdIndex()
 
     def stored_offsets(self, *, refresh: bool = True) -> dict[int, int]:
         """The next offset per partition that the table's newest snapshot records (may be empty)."""
@@ -165,7 +171,8 @@ class IcebergSink:
                     self._stale = False
                 found = stored_offsets(self._table.metadata, self.topic)
                 stored = found.partitions if found is not None else {}
-                rows = drop_landed(data, batch.first_offsets, stored)
+                landed = drop_landed(data, batch.first_offsets, stored)
+                rows = self._ids.new_rows(self._table, landed)
                 merged = merge_offsets(stored, batch.next_offsets)
                 if merged == stored:
                     return CommitOutcome(
@@ -196,17 +203,19 @@ class IcebergSink:
             except BaseException:
                 self._stale = True
                 raise
+            self._ids.committed(rows, self._table)
             snapshot = self._table.metadata.current_snapshot()
             if expired:
                 log.info("expired %d old snapshots with this commit", len(expired))
             return CommitOutcome(
                 committed=True,
                 rows=len(rows),
-                skipped_rows=len(data) - len(rows),
+                skipped_rows=len(data) - len(landed),
                 offsets=merged,
                 snapshot_id=snapshot.snapshot_id if snapshot is not None else None,
                 attempts=attempt,
                 seconds=self._clock() - started,
+                replayed_rows=len(landed) - len(rows),
             )
         raise CommitConflictError(
             f"gave up committing a batch of {batch.size} records after {self._max_attempts} "

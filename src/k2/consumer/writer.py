@@ -439,13 +439,16 @@ class IcebergWriter:
             waited_s=sealed.waited_s,
             breakdown=outcome.breakdown,
         )
+        if outcome.replayed_rows:
+            self._health.count("replayed_rows", outcome.replayed_rows)
         self._set_pending(self._batch.opened_at)
         log.info(
-            "committed %d rows (%d dead-lettered, %d already in the table) %s in %.0f ms%s; "
-            "%s; waited %.0f ms, then %s",
+            "committed %d rows (%d dead-lettered, %d already in the table, %d replays) %s "
+            "in %.0f ms%s; %s; waited %.0f ms, then %s",
             outcome.rows,
             sealed.dead_letters,
             outcome.skipped_rows,
+            outcome.replayed_rows,
             _describe(outcome.offsets, sealed.first_offsets),
             outcome.seconds * 1000,
             f", snapshot {outcome.snapshot_id}" if outcome.committed else ", nothing new",
