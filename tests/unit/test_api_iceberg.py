@@ -39,6 +39,7 @@ from k2.api.catalog import (
     catalog_properties,
 )
 from k2.api.filters import iceberg_row_filter
+from k2.api.health import HealthProbe
 from k2.api.iceberg_repository import IcebergTradeRepository
 from k2.api.memory import trades_table
 from k2.api.query import PageRequest, TradeFilter
@@ -353,7 +354,7 @@ def test_repository_reports_where_a_request_spent_its_time() -> None:
     table = FakeTable()
     table.commit(Operation.APPEND, [make_trade(1)])
     page = anyio.run(repository(table).trades, TradeFilter(), PageRequest(1, 0))
-    assert list(page.timings) == ["catalog", "read", "page"]
+    assert list(page.timings) == ["queue", "catalog", "read", "page"]
     assert all(ms >= 0 for ms in page.timings.values())
 
 
@@ -431,6 +432,29 @@ def test_readiness_checks_the_storage_too() -> None:
     table.io = FakeIO(error=OSError("AWS Error ACCESS_DENIED"))
     with pytest.raises(RepositoryUnavailableError, match="storage unreachable"):
         anyio.run(repo.readiness)
+
+
+def test_a_probe_cut_off_by_its_timeout_names_the_step_it_waited_for() -> None:
+    table = FakeTable()
+    table.commit(Operation.APPEND, [make_trade(1)])
+    repo = repository(table)
+    released = threading.Event()
+
+    class HangingIO(FakeIO):
+        def new_input(self, location: str) -> FakeInput:
+            released.wait(5)  # MinIO paused: the HEAD request hangs
+            return super().new_input(location)
+
+    table.io = HangingIO()
+    try:
+        result = anyio.run(HealthProbe(repo, timeout=0.2).check)
+    finally:
+        released.set()
+    assert not result.ok
+    assert result.reason == (
+        "trade store did not answer within 0.2 s "
+        "(waiting for the storage to answer for the manifest list)"
+    )
 
 
 def test_not_ready_while_the_first_copy_of_the_table_is_read() -> None:

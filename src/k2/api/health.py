@@ -77,7 +77,9 @@ class HealthProbe:
             with anyio.fail_after(self._timeout):
                 readiness = await self._repository.readiness()
         except TimeoutError:
-            reason = f"trade store did not answer within {self._timeout:g} s"
+            step = self._repository.readiness_step()
+            waiting = f" (waiting for {step})" if step else ""
+            reason = f"trade store did not answer within {self._timeout:g} s{waiting}"
         except RepositoryUnavailableError as exc:
             reason = str(exc)
         except Exception as exc:  # a health check reports every failure, it never raises

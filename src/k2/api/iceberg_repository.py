@@ -102,6 +102,7 @@ class IcebergTradeRepository:
         self._table = SharedTable(self._load_from_catalog, table_max_age_s)
         self._max_age_s = table_max_age_s
         self._followed_at: float | None = None
+        self._step: str | None = None
         self._last_request = float("-inf")
         self._queries = anyio.CapacityLimiter(QUERY_CONCURRENCY)
         self._probes = anyio.CapacityLimiter(2)
@@ -178,7 +179,7 @@ class IcebergTradeRepository:
 
     async def trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
         """See TradeRepository.trades."""
-        return await self._run(self._trades, where, page)
+        return await self._run(self._trades, where, page, time.perf_counter())
 
     def _followed_view(self) -> ReplicaView | None:
         """The follower's latest view if it refreshed recently enough to be served as is."""
@@ -188,7 +189,8 @@ class IcebergTradeRepository:
             return None
         return self._replica.latest
 
-    def _trades(self, where: TradeFilter, page: PageRequest) -> TradePage:
+    def _trades(self, where: TradeFilter, page: PageRequest, asked: float) -> TradePage:
+        """A page; `asked` is when the request asked for a worker (its wait is a phase too)."""
         began = time.perf_counter()
         view = self._followed_view()
         if view is not None:
@@ -205,6 +207,7 @@ class IcebergTradeRepository:
             rows, total = compute.newest_first_page(source.rows, page, source.still_to_apply)
         done = time.perf_counter()
         timings = {
+            "queue": (began - asked) * 1000,
             "catalog": (loaded - began) * 1000,
             "read": (refreshed - loaded) * 1000,
             "page": (done - refreshed) * 1000,
@@ -263,8 +266,19 @@ class IcebergTradeRepository:
             self._readiness, limiter=self._probes, abandon_on_cancel=True
         )
 
+    def readiness_step(self) -> str | None:
+        """See TradeRepository.readiness_step."""
+        return self._step
+
     def _readiness(self) -> Readiness:
         """Ready: the table loads, its storage answers, and the in-memory copy is current."""
+        try:
+            return self._readiness_steps()
+        finally:
+            self._step = None
+
+    def _readiness_steps(self) -> Readiness:
+        self._step = f"the catalog to load {self._table_name}"
         table = self._load()
         snapshot = table.current_snapshot()
         if snapshot is None:
@@ -275,6 +289,7 @@ class IcebergTradeRepository:
             raise RepositoryUnavailableError(
                 "reading the table into memory: /v1/trades would wait for the first copy"
             )
+        self._step = "the storage to answer for the manifest list"
         try:
             present = table.io.new_input(snapshot.manifest_list).exists()
         except _UNAVAILABLE as exc:
@@ -285,6 +300,7 @@ class IcebergTradeRepository:
             raise RepositoryUnavailableError(
                 f"storage has no manifest list {snapshot.manifest_list}"
             )
+        self._step = "the in-memory copy to reach the table's snapshot"
         try:
             self._replica.view(table)  # current already, or brought to the snapshot now
         except _UNAVAILABLE as exc:

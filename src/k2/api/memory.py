@@ -123,3 +123,7 @@ class InMemoryTradeRepository:
         """See TradeRepository.readiness."""
         self._check()
         return Readiness(self.snapshot_id)
+
+    def readiness_step(self) -> str | None:
+        """See TradeRepository.readiness_step: nothing to wait for in memory."""
+        return None

@@ -100,6 +100,13 @@ class TradeRepository(Protocol):
         """Prove the store can answer a query now; raise RepositoryUnavailableError if not."""
         ...
 
+    def readiness_step(self) -> str | None:
+        """What a readiness probe still running is waiting for (None: nothing).
+
+        A probe cut off by its timeout names it in its reason.
+        """
+        ...
+
     def catalog_loads(self) -> int | None:
         """Table loads through the catalog so far (None: this store has no catalog)."""
         ...
