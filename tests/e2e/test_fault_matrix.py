@@ -22,13 +22,20 @@ from e2e_stack.faults import FaultRecord, Faults
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
 from tests.e2e.k2_plugin import FAULT_MATRIX
-from tests.e2e.utils.data_validator import Canonical, assert_hops, compare, from_trade
+from tests.e2e.utils.data_validator import (
+    Canonical,
+    PipelineMismatch,
+    assert_hops,
+    compare,
+    from_trade,
+)
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
     Endpoints,
     api_records,
     api_total,
     api_trades,
+    expect_arrival,
     iceberg_records,
     poll_until,
     unique_symbols,
@@ -221,13 +228,7 @@ def test_every_trade_survives_the_outage_exactly_once(
     endpoints = Endpoints.of(docker_manager.project)
     with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
         produced = stream.acknowledged()
-        poll_until(
-            lambda: _served(api, stream.symbols),
-            lambda n: n >= len(produced),
-            COMPLETE_DEADLINE_S,
-            f"{len(produced)} trades of {stream.symbols} through the API after {outage}",
-            guard=docker_manager.raise_if_broken,
-        )
+        expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
         complete_s = round(time.monotonic() - record.ended, 2)
         iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
         served = compare("api", produced, api_records(api, stream.symbols))
@@ -273,6 +274,78 @@ def test_every_trade_survives_the_outage_exactly_once(
         f"{outage}: every trade served only {complete_s:.1f} s after the fault ended "
         f"(K2's plan allows {RECOVERY_ALLOWANCE_S:.0f} s; goal {RECOVERY_GOAL_S:.0f} s)"
     )
+
+
+def expect_complete(
+    outage: Outage,
+    produced: list[Canonical],
+    symbols: list[str],
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    deadline_s: float = COMPLETE_DEADLINE_S,
+) -> None:
+    """Wait until the API serves every produced trade.
+
+    Else fail naming the fault, the first hop that lost trades and examples of them.
+    """
+    try:
+        expect_arrival(
+            lambda: poll_until(
+                lambda: _served(api, symbols),
+                lambda n: n >= len(produced),
+                deadline_s,
+                f"{len(produced)} trades of {symbols} through the API",
+                guard=docker_manager.raise_if_broken,
+            ),
+            endpoints,
+            api,
+            produced,
+            symbols,
+        )
+    except AssertionError as exc:
+        raise PipelineMismatch(f"after {outage}: {exc}") from None
+
+
+BROKEN_DEADLINE_S = 20.0
+"""How long the deliberately broken recovery is given: nothing can arrive while it lasts."""
+
+
+def test_a_broken_recovery_fails_naming_the_fault_the_hop_and_trades(
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    stack_faults: Faults,
+) -> None:
+    """The matrix's own check must fail usefully when a service does not come back.
+
+    consumer-crypto stays cut from the network through the check (the recovery that never
+    came): it must fail within its deadline naming the fault, 'first broken hop: iceberg' and
+    example trades. Once the cut ends, the same check passes: the trades were only late.
+    """
+    outage = Outage("disconnected", "consumer-crypto")
+    stream = Stream(endpoints, unique_symbols(2), int(RATE * 2), seed=99)
+    with stack_faults.disconnected("consumer-crypto"):
+        stream.start()
+        produced = stream.acknowledged()
+        with pytest.raises(PipelineMismatch) as failure:
+            expect_complete(
+                outage,
+                produced,
+                stream.symbols,
+                endpoints,
+                api,
+                docker_manager,
+                deadline_s=BROKEN_DEADLINE_S,
+            )
+    message = str(failure.value)
+    assert message.startswith(f"after {outage}: "), message[:300]
+    assert "first broken hop: iceberg" in message, message[:600]
+    labels = [f"{trade['symbol']} {trade['trade_id']}" for trade in produced]
+    assert any(label in message for label in labels), message[:600]
+    endpoints = Endpoints.of(docker_manager.project)
+    with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
+        expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
 
 
 def test_schema_registry_answers_as_soon_as_postgresql_is_back(
