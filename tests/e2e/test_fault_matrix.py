@@ -3,7 +3,8 @@
 Each case streams trades of its own symbols at a steady rate, breaks one service while they
 flow (through the plugin's `stack_faults`, which always restores it), and then checks that
 Iceberg and the API hold exactly the trades Kafka acknowledged: none missing, none twice.
-The time from the fault's end until the API serves every trade is recorded in the fault
+The time from the fault's end until the API serves every trade (watched from the side, so the
+test's own wait for the stack to be ready again does not count) is recorded in the fault
 table (terminal summary and `e2e-artifacts/fault-matrix.json`) and held to K2's plan (30 s);
 the issue's goal is 10 s.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from e2e_stack import Engine, EngineError
+from e2e_stack import ComposeProject, Engine, EngineError
 from e2e_stack.faults import FaultRecord, Faults
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
@@ -195,6 +196,64 @@ class Stream:
         assert not self._thread.is_alive(), f"the feed did not end in {COMPLETE_DEADLINE_S:.0f} s"
         return [from_trade(trade) for trade in self._feed.ledger.trades()]
 
+    def final_count(self) -> int | None:
+        """How many trades Kafka acknowledged, once the feed has ended (None before)."""
+        return None if self._thread.is_alive() else len(self._feed.ledger)
+
+
+class CompletionWatch:
+    """When the API first served every acknowledged trade of a stream, polled from the side.
+
+    The test's own wait for the stack to be ready again after a fault (a JVM's restart takes
+    10 s and more in slow mode) is not the pipeline's recovery: this thread asks the API twice
+    a second throughout (two small requests), so the moment it records is the pipeline's.
+    """
+
+    def __init__(self, project: ComposeProject, headers: dict[str, str], stream: Stream) -> None:
+        self._project = project
+        self._headers = headers
+        self._stream = stream
+        self.completed_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="completion-watch", daemon=True)
+
+    def __enter__(self) -> CompletionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        api: httpx.Client | None = None
+        try:
+            while not self._stop.wait(0.5):
+                target = self._stream.final_count()
+                try:
+                    if api is None:
+                        # Looked up again after a failure: a restarted API may move ports.
+                        url = Endpoints.of(self._project).api_url
+                        api = httpx.Client(base_url=url, headers=self._headers, timeout=5)
+                    served = _served(api, self._stream.symbols)
+                except (httpx.HTTPError, EngineError, KeyError):
+                    if api is not None:
+                        api.close()
+                    api = None
+                    continue
+                if target is not None and served >= target:
+                    self.completed_at = time.monotonic()
+                    return
+        finally:
+            if api is not None:
+                api.close()
+
+    def after(self, ended: float) -> float | None:
+        """Seconds from `ended` until complete (0 if it never lagged past it); None: unseen."""
+        if self.completed_at is None:
+            return None
+        return round(max(0.0, self.completed_at - ended), 2)
+
 
 @pytest.mark.parametrize("outage", MATRIX, ids=str)
 def test_every_trade_survives_the_outage_exactly_once(
@@ -219,21 +278,27 @@ def test_every_trade_survives_the_outage_exactly_once(
         "the first trades before the fault",
         guard=docker_manager.raise_if_broken,
     )
-    with HealthWatch(docker_manager.project.engine, HEALTH_SERVICES) as health:
-        began = time.time()
-        record = _apply(stack_faults, outage)
-    assert record.ended is not None
-    told = {service: health.first_unready(service, began) for service in HEALTH_SERVICES}
-    # A container started again may publish on other ephemeral ports: look them up again.
-    endpoints = Endpoints.of(docker_manager.project)
-    with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
-        produced = stream.acknowledged()
-        expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
-        complete_s = round(time.monotonic() - record.ended, 2)
-        iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
-        served = compare("api", produced, api_records(api, stream.symbols))
-        after = api_trades(api, reference_symbol) if before is not None else None
-        registry = _registry_failures(endpoints)
+    completion = CompletionWatch(docker_manager.project, dict(api.headers), stream)
+    with completion:
+        with HealthWatch(docker_manager.project.engine, HEALTH_SERVICES) as health:
+            began = time.time()
+            record = _apply(stack_faults, outage)
+        assert record.ended is not None
+        told = {service: health.first_unready(service, began) for service in HEALTH_SERVICES}
+        # A container started again may publish on other ephemeral ports: look them up again.
+        endpoints = Endpoints.of(docker_manager.project)
+        headers = dict(api.headers)
+        with httpx.Client(base_url=endpoints.api_url, headers=headers, timeout=30) as api:
+            produced = stream.acknowledged()
+            expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
+            waited_s = round(time.monotonic() - record.ended, 2)
+            iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
+            served = compare("api", produced, api_records(api, stream.symbols))
+            after = api_trades(api, reference_symbol) if before is not None else None
+            registry = _registry_failures(endpoints)
+    complete_s = completion.after(record.ended)
+    if complete_s is None:  # the side watch polls twice a second and missed it: the wait's
+        complete_s = waited_s
     pytestconfig.stash[FAULT_MATRIX].append(
         {
             "fault": str(outage),
