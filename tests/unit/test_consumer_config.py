@@ -115,3 +115,15 @@ def test_static_membership_only_when_an_instance_id_is_given() -> None:
     assert "group.instance.id" not in consumer_config(load_config(REQUIRED), _ignore_commits)
     pinned = load_config({**REQUIRED, "K2_KAFKA_GROUP_INSTANCE_ID": "consumer-crypto-1"})
     assert consumer_config(pinned, _ignore_commits)["group.instance.id"] == "consumer-crypto-1"
+
+
+def test_commits_are_heard_and_statistics_feed_kafka_liveness() -> None:
+    def on_stats(stats: str) -> None:
+        """Statistics go here once a second."""
+
+    settings = consumer_config(load_config(REQUIRED), _ignore_commits, on_stats)
+
+    assert settings["on_commit"] is _ignore_commits
+    assert settings["stats_cb"] is on_stats
+    assert settings["statistics.interval.ms"] == 1000
+    assert settings["enable.auto.commit"] is False
