@@ -416,30 +416,47 @@ def test_a_broken_recovery_fails_naming_the_fault_the_hop_and_trades(
 def test_schema_registry_answers_as_soon_as_postgresql_is_back(
     endpoints: Endpoints, docker_manager: E2EDockerManager
 ) -> None:
-    """No 500s from connections that died with the database (the registry's pool validates).
+    """No 500s once PostgreSQL is back, after a restart and after an outage the registry saw.
 
-    Before the fix the first requests after a PostgreSQL restart failed, one per pooled
-    connection, until each dead one had been tried.
+    Connections that died with the database used to be handed out until each had been tried
+    (the registry's pool now validates them). A failed name lookup during the outage, which
+    the JVM used to keep for 10 s, is the other way to such 500s (seen once in the matrix, see
+    docker/schema-registry/Dockerfile); this test could not force that race, so it is held by
+    the fault matrix's registry check after every fault.
     """
     stack = docker_manager.stack
     engine = docker_manager.project.engine
     pg = docker_manager.project.service_env("postgres")
-    engine.restart("postgres")
-    ended = time.time()
+    registry = endpoints.registry_url
+    began = time.time()
+    codes: dict[str, list[int]] = {}
     try:
-        poll_until(
-            lambda: _pg_ready(engine, pg["POSTGRES_USER"]),
-            bool,
-            60,
-            "PostgreSQL accepting connections after its restart",
-            interval_s=0.05,
-        )
-        registry = Endpoints.of(docker_manager.project).registry_url
         with httpx.Client(timeout=10) as client:
-            codes = [client.get(f"{registry}/subjects").status_code for _ in range(10)]
+            engine.restart("postgres")
+            codes["after a restart"] = _registry_codes(client, registry, engine, pg)
+            engine.stop("postgres")
+            seen_down = client.get(f"{registry}/subjects").status_code  # looks the name up
+            engine.start("postgres")
+            codes["after an outage it saw"] = _registry_codes(client, registry, engine, pg)
     finally:
-        stack.wait_recovered(ended)
-    assert codes == [200] * 10, f"the registry's answers once PostgreSQL was back: {codes}"
+        engine.start("postgres")
+        stack.wait_recovered(began)
+    assert seen_down != 200, "the registry answered 200 while PostgreSQL was stopped"
+    assert codes == {k: [200] * 10 for k in codes}, f"the registry's answers: {codes}"
+
+
+def _registry_codes(
+    client: httpx.Client, registry: str, engine: Engine, pg: dict[str, str]
+) -> list[int]:
+    """Wait until PostgreSQL accepts connections, then ask the registry 10 times."""
+    poll_until(
+        lambda: _pg_ready(engine, pg["POSTGRES_USER"]),
+        bool,
+        60,
+        "PostgreSQL accepting connections again",
+        interval_s=0.05,
+    )
+    return [client.get(f"{registry}/subjects").status_code for _ in range(10)]
 
 
 def _pg_ready(engine: Engine, user: str) -> bool:
