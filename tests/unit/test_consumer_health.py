@@ -118,6 +118,23 @@ def test_kafka_silent_too_long_is_unhealthy_and_names_the_broker(
     assert state.reasons() == []
 
 
+def test_kafka_back_after_a_restart_counts_from_zero_and_is_heard(
+    state: HealthState, clock: ManualClock
+) -> None:
+    """A broker entry is made anew after a restart (by librdkafka): its count starts at 0."""
+    liveness = KafkaLiveness(_healthy(state))
+    liveness(_stats(10_000))  # a long-lived connection
+    clock.now += 1.0
+    liveness(_stats(0, state="INIT"))  # restarting
+    clock.now += 4.0
+    liveness(_stats(5))  # back: far below the old count, but it answered
+    clock.now += 3.0
+    liveness(_stats(9))
+    state.polled()
+
+    assert state.reasons() == []
+
+
 def test_kafka_never_answering_is_unhealthy(state: HealthState, clock: ManualClock) -> None:
     liveness = KafkaLiveness(_healthy(state))
     liveness(_stats(0, state="DOWN"))

@@ -28,13 +28,13 @@ class KafkaLiveness:
 
     def __init__(self, health: HealthState) -> None:
         self._health = health
-        self._received: int | None = None
+        self._received: dict[str, int] = {}
 
     def __call__(self, stats_json: str) -> None:
         """Read one statistics document (librdkafka's JSON)."""
         try:
             brokers: Mapping[str, Any] = json.loads(stats_json).get("brokers", {})
-            received = sum(int(broker.get("rx", 0)) for broker in brokers.values())
+            received = {name: int(broker.get("rx", 0)) for name, broker in brokers.items()}
             states = {
                 str(broker.get("nodename") or name): str(broker.get("state", "?"))
                 for name, broker in brokers.items()
@@ -43,6 +43,12 @@ class KafkaLiveness:
         except (ValueError, TypeError, AttributeError) as exc:
             log.debug("unreadable librdkafka statistics: %s", exc)
             return
-        answered = self._received is not None and received > self._received
+        # Per broker entry, not a sum: librdkafka drops a broker's entry when its connection
+        # goes and makes a new one, counting from 0, when it comes back (measured across a
+        # Kafka restart: rx 8 before, 5 after). A count that moved, either way, above 0 means
+        # that broker answered since the last document.
+        answered = any(
+            count > 0 and count != self._received.get(name) for name, count in received.items()
+        )
         self._received = received
         self._health.kafka_heard(answered=answered, brokers=states)
