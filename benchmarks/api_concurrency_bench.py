@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import Endpoints, poll_until, unique_symbols
+from tests.e2e.utils.hops import Endpoints, api_served, poll_until, unique_symbols
 from tests.e2e.utils.performance_monitor import Percentiles
 
 from benchmarks.machine import describe
@@ -109,12 +109,7 @@ def main() -> None:
         feed.send_frames(generate_frames(symbols, seed=5), count=PREFILL)
         with httpx.Client(base_url=endpoints.api_url, headers={"X-API-Key": key}) as api:
             poll_until(
-                lambda: sum(
-                    api.get("/v1/trades", params={"symbol": s, "limit": 1}).json()["pagination"][
-                        "total"
-                    ]
-                    for s in symbols
-                ),
+                lambda: api_served(api, symbols),
                 lambda n: n >= PREFILL,
                 180,
                 f"{PREFILL} prefilled trades at the API",

@@ -35,7 +35,7 @@ from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
     Endpoints,
     api_records,
-    api_total,
+    api_served,
     expect_arrival,
     iceberg_records,
     kafka_records,
@@ -58,7 +58,7 @@ def arrive(
     def wait(produced: list[Canonical], symbols: list[str]) -> None:
         expect_arrival(
             lambda: poll_until(
-                lambda: _served(api, symbols),
+                lambda: api_served(api, symbols),
                 lambda n: n >= len(produced),
                 ARRIVAL_DEADLINE_S,
                 f"{len(produced)} trades of {symbols} through the API",
@@ -71,10 +71,6 @@ def arrive(
         )
 
     return wait
-
-
-def _served(api: httpx.Client, symbols: list[str]) -> int:
-    return sum(api_total(api, symbol) for symbol in symbols)
 
 
 def test_fed_trades_arrive_exactly_at_every_hop(
@@ -210,7 +206,7 @@ def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     )
     sending.start()
     poll_until(
-        lambda: _served(api, symbols),
+        lambda: api_served(api, symbols),
         lambda n: n > 0,
         ARRIVAL_DEADLINE_S,
         "the first trades before the kill",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
     Endpoints,
     api_records,
-    api_total,
+    api_served,
     api_trades,
     expect_arrival,
     iceberg_records,
@@ -99,10 +100,6 @@ MATRIX = [
 ]
 
 
-def _served(api: httpx.Client, symbols: list[str]) -> int:
-    return sum(api_total(api, symbol) for symbol in symbols)
-
-
 def _apply(faults: Faults, outage: Outage) -> FaultRecord:
     """Break the service for OUTAGE_S (or restart it), restored and waited for."""
     if outage.kind == "restart":
@@ -113,7 +110,39 @@ def _apply(faults: Faults, outage: Outage) -> FaultRecord:
     return record
 
 
-class HealthWatch:
+class _Beside:
+    """A thread that calls `_tick` every `interval_s` beside the test, from enter to exit.
+
+    `_tick` returns True once it has seen what it watches for, which ends the thread early.
+    """
+
+    def __init__(self, name: str, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._closed()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            if self._tick():
+                return
+
+    def _tick(self) -> bool:
+        raise NotImplementedError
+
+    def _closed(self) -> None:
+        """Release what the ticks held (after the thread ended)."""
+
+
+class HealthWatch(_Beside):
     """What the engine's own healthchecks of some services answered, read once a second.
 
     No probe of its own: the containers' healthchecks already ask every 2 s and the engine
@@ -122,34 +151,25 @@ class HealthWatch:
     """
 
     def __init__(self, engine: Engine, services: tuple[str, ...]) -> None:
+        super().__init__("health-watch", 1.0)
         self._engine = engine
         self._services = services
         self.answers: dict[str, list[tuple[float, str]]] = {s: [] for s in services}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="health-watch", daemon=True)
 
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                states = self._engine.observe(self._services)
-            except EngineError:
-                continue  # a container mid-restart; the next look sees it
-            for service, state in states.items():
-                seen = self.answers[service]
-                if (
-                    state.health_checked_at is not None
-                    and state.health_log
-                    and (not seen or state.health_checked_at > seen[-1][0])
-                ):
-                    seen.append((state.health_checked_at, state.health_log[-1]))
+    def _tick(self) -> bool:
+        try:
+            states = self._engine.observe(self._services)
+        except EngineError:
+            return False  # a container mid-restart; the next look sees it
+        for service, state in states.items():
+            seen = self.answers[service]
+            if (
+                state.health_checked_at is not None
+                and state.health_log
+                and (not seen or state.health_checked_at > seen[-1][0])
+            ):
+                seen.append((state.health_checked_at, state.health_log[-1]))
+        return False
 
     def first_unready(self, service: str, since: float) -> tuple[float, str] | None:
         """(seconds after `since`, output) of the first not-ready answer after `since`."""
@@ -201,7 +221,7 @@ class Stream:
         return None if self._thread.is_alive() else len(self._feed.ledger)
 
 
-class CompletionWatch:
+class CompletionWatch(_Beside):
     """When the API first served every acknowledged trade of a stream, polled from the side.
 
     The test's own wait for the stack to be ready again after a fault (a JVM's restart takes
@@ -210,43 +230,33 @@ class CompletionWatch:
     """
 
     def __init__(self, project: ComposeProject, headers: dict[str, str], stream: Stream) -> None:
+        super().__init__("completion-watch", 0.5)
         self._project = project
         self._headers = headers
         self._stream = stream
+        self._api: httpx.Client | None = None
         self.completed_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="completion-watch", daemon=True)
 
-    def __enter__(self) -> CompletionWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _watch(self) -> None:
-        api: httpx.Client | None = None
+    def _tick(self) -> bool:
+        target = self._stream.final_count()
         try:
-            while not self._stop.wait(0.5):
-                target = self._stream.final_count()
-                try:
-                    if api is None:
-                        # Looked up again after a failure: a restarted API may move ports.
-                        url = Endpoints.of(self._project).api_url
-                        api = httpx.Client(base_url=url, headers=self._headers, timeout=5)
-                    served = _served(api, self._stream.symbols)
-                except (httpx.HTTPError, EngineError, KeyError):
-                    if api is not None:
-                        api.close()
-                    api = None
-                    continue
-                if target is not None and served >= target:
-                    self.completed_at = time.monotonic()
-                    return
-        finally:
-            if api is not None:
-                api.close()
+            if self._api is None:
+                # Looked up again after a failure: a restarted API may move ports.
+                url = Endpoints.of(self._project).api_url
+                self._api = httpx.Client(base_url=url, headers=self._headers, timeout=5)
+            served = api_served(self._api, self._stream.symbols)
+        except (httpx.HTTPError, EngineError, KeyError):
+            self._closed()
+            return False
+        if target is not None and served >= target:
+            self.completed_at = time.monotonic()
+            return True
+        return False
+
+    def _closed(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
     def after(self, ended: float) -> float | None:
         """Seconds from `ended` until complete (0 if it never lagged past it); None: unseen."""
@@ -272,7 +282,7 @@ def test_every_trade_survives_the_outage_exactly_once(
     before = api_trades(api, reference_symbol) if outage.service == "k2-query-api" else None
     stream.start()
     poll_until(
-        lambda: _served(api, stream.symbols),
+        lambda: api_served(api, stream.symbols),
         lambda n: n > 0,
         60,
         "the first trades before the fault",
@@ -357,7 +367,7 @@ def expect_complete(
     try:
         expect_arrival(
             lambda: poll_until(
-                lambda: _served(api, symbols),
+                lambda: api_served(api, symbols),
                 lambda n: n >= len(produced),
                 deadline_s,
                 f"{len(produced)} trades of {symbols} through the API",
@@ -491,5 +501,5 @@ def reference_symbol(full_stack: dict[str, str], docker_manager: E2EDockerManage
     feed.send_frames(generate_frames(symbols, seed=7), count=300)
     key = docker_manager.project.service_env("k2-query-api")["K2_API_KEY"]
     with httpx.Client(base_url=endpoints.api_url, headers={"X-API-Key": key}) as api:
-        poll_until(lambda: _served(api, symbols), lambda n: n >= 300, 60, "reference trades")
+        poll_until(lambda: api_served(api, symbols), lambda n: n >= 300, 60, "reference trades")
     return symbols[0]

@@ -188,6 +188,11 @@ def api_total(client: httpx.Client, symbol: str) -> int:
     return api_total_at(client, symbol)[0]
 
 
+def api_served(client: httpx.Client, symbols: list[str]) -> int:
+    """How many trades of all `symbols` the API serves now (one request per symbol)."""
+    return sum(api_total(client, symbol) for symbol in symbols)
+
+
 def api_total_at(client: httpx.Client, symbol: str) -> tuple[int, int | None]:
     """`api_total` and the table snapshot the answer was read from (None if not said)."""
     response = client.get("/v1/trades", params={"symbol": symbol, "limit": 1})
