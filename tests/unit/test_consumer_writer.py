@@ -9,9 +9,11 @@ that moves when a poll waits, so every test is deterministic.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -23,12 +25,14 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pyiceberg.table import Table
 
 from k2.consumer.batch import BatchPolicy, SealedBatch
+from k2.consumer.config import DEFAULT_COMMIT_DEADLINE_S
 from k2.consumer.deadletter import DeadLetterQueue, DeliveryCallback
 from k2.consumer.decoding import RecordDecoder
 from k2.consumer.health import HealthLimits, HealthState
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import CommitOutcome, IcebergSink
 from k2.consumer.writer import (
+    CommitHungError,
     GroupCommitReport,
     IcebergWriter,
     KafkaMessage,
@@ -65,6 +69,8 @@ class InlineExecutor(Executor):
 class _HeldFuture(Future[_T]):
     def result(self, timeout: float | None = None) -> _T:
         if not self.done():
+            if timeout == 0:
+                raise FutureTimeout  # a wait whose deadline has passed gives up at once
             raise AssertionError("the writer blocked on a commit that is still in flight")
         return super().result(timeout)
 
@@ -316,11 +322,15 @@ class RecordingSink:
     def __init__(self, table: Table, events: list[str]) -> None:
         self.inner = IcebergSink(table, topic=TOPIC, group=CONSUMER_GROUP, sleep=lambda _: None)
         self.events = events
+        self.open = threading.Event()
+        """Cleared: a commit blocks until it is set (a socket nobody answers)."""
+        self.open.set()
 
     def stored_offsets(self, *, refresh: bool = True) -> dict[int, int]:
         return self.inner.stored_offsets(refresh=refresh)
 
     def commit(self, batch: SealedBatch) -> CommitOutcome:
+        self.open.wait()
         self.events.append(f"iceberg commit {batch.size}")
         return self.inner.commit(batch)
 
@@ -333,8 +343,10 @@ class Harness:
         max_records: int = 4,
         partitions: tuple[int, ...] = (0,),
         executor: Executor | None = None,
+        commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
     ) -> None:
         self.executor = executor or InlineExecutor()
+        self.commit_deadline_s = commit_deadline_s
         self.clock = ManualClock()
         self.events: list[str] = []
         self.kafka = FakeKafka(self.clock, self.events, partitions)
@@ -363,6 +375,7 @@ class Harness:
             clock=self.clock,
             wall_clock=lambda: WALL,
             sleep=self.sleeps.append,
+            commit_deadline_s=self.commit_deadline_s,
         )
         self.kafka.subscribe([TOPIC], on_assign=writer._on_assign, on_revoke=writer._on_revoke)
         self.kafka.on_commit = GroupCommitReport(self.health, clock=self.clock)
@@ -788,6 +801,65 @@ def test_health_follows_the_writer(h: Harness) -> None:
     assert document["healthy"] is True
     assert (document["consumed"], document["written"], document["commits"]) == (4, 4, 1)
     assert document["lag"] == {"0": 0}
+
+
+def _hang_a_commit(h: Harness, held: HeldExecutor, count: int) -> list[Trade]:
+    """Start a commit of `count` trades that does not end (held)."""
+    sent = trades(count)
+    h.send_trades(sent)
+    h.steps(1)
+    h.clock.now += 1.5
+    h.steps(1)
+    assert len(held.held) == 1
+    return sent
+
+
+def test_a_commit_past_its_deadline_ends_the_writer_and_a_restart_stores_each_trade_once(
+    tmp_path: Path,
+) -> None:
+    """A commit that never ends (a socket nobody answers): the writer gives up at the deadline.
+
+    Its shutdown must not wait for the stuck commit. Whether that commit lands after the
+    restart or never, each trade is in the table once.
+    """
+    held = HeldExecutor()
+    h = Harness(tmp_path, max_records=10, executor=held)
+    sent = _hang_a_commit(h, held, 6)
+    h.clock.now += DEFAULT_COMMIT_DEADLINE_S - 1
+    h.steps(1)  # not yet: health says the commit is running too long, the loop goes on
+    assert any("Iceberg commit" in reason for reason in h.health.reasons())
+
+    h.clock.now += 1.1
+    with pytest.raises(CommitHungError, match=r"6 records .* 30 s \(K2_COMMIT_DEADLINE_S\)"):
+        h.steps(1)
+    assert h.writer.hung
+    h.writer.shutdown(commit=True)  # returns: it neither waits for nor repeats the commit
+    assert h.rows() == []
+
+    h.executor = InlineExecutor()
+    h.restart()
+    h.drain()
+    held.release()  # the stuck commit lands after all, behind the restarted writer's
+
+    assert h.rows() == [(0, o) for o in range(len(sent))]
+
+
+def test_a_full_batch_waits_for_the_running_commit_only_until_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """The one place the loop blocks on a commit (a full batch) ends at the deadline too."""
+    with ThreadPoolExecutor(1) as pool:
+        h = Harness(tmp_path, max_records=4, executor=pool, commit_deadline_s=0.3)
+        h.sink.open.clear()
+        h.send_trades(trades(8))
+        h.steps(1)  # full: its commit starts and blocks
+        began = time.monotonic()
+        try:
+            with pytest.raises(CommitHungError):
+                h.steps(1)  # full again: waits for the first, at most 0.3 s
+        finally:
+            h.sink.open.set()
+    assert time.monotonic() - began < 5
 
 
 def test_a_due_batch_keeps_filling_while_the_previous_commit_runs(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """`python -m k2.consumer`: start the Iceberg writer, run it until SIGTERM, exit with a status.
 
 Exit status 0 after a graceful stop (SIGTERM or SIGINT), 1 when the writer failed (the log says
-why; the protocol makes a restart safe), 2 for bad configuration, with one error line on stderr.
+why; the protocol makes a restart safe), 2 for bad configuration, with one error line on stderr,
+3 when an Iceberg commit outlived K2_COMMIT_DEADLINE_S (the process leaves at once, without
+waiting for the commit's stuck thread; compose restarts it on failure).
 The health endpoint starts first, so a writer still waiting for its catalog reports that
 instead of looking dead.
 """
@@ -32,12 +34,13 @@ from k2.consumer.health import HealthLimits, HealthServer, HealthState
 from k2.consumer.kafka_liveness import KafkaLiveness
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import IcebergSink
-from k2.consumer.writer import GroupCommitReport, IcebergWriter
+from k2.consumer.writer import CommitHungError, GroupCommitReport, IcebergWriter
 from k2.iceberg.table import ensure_table
 
 log = logging.getLogger("k2.consumer")
 
 _MAX_START_BACKOFF_S = 10.0
+EXIT_COMMIT_HUNG = 3
 T = TypeVar("T")
 
 
@@ -104,10 +107,14 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
             health=health,
             policy=BatchPolicy(config.batch_max_records, config.batch_max_seconds),
             topic=config.topic,
+            commit_deadline_s=config.commit_deadline_s,
         )
         log.info("writing %s to %s", config.topic, table.name())
         writer.run(stop)
         producer.flush(10)
+    except CommitHungError as exc:
+        log.error("consumer-crypto gives up: %s", exc)
+        return EXIT_COMMIT_HUNG
     except Exception:
         log.exception("consumer-crypto failed")
         return 1
@@ -132,4 +139,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         stream=sys.stderr,
     )
     log.info("starting with %r", config)
-    return run(config, stop)
+    status = run(config, stop)
+    if status == EXIT_COMMIT_HUNG:
+        # The hung commit's thread would keep the interpreter from exiting: leave without it.
+        logging.shutdown()
+        os._exit(status)
+    return status

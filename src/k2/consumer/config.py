@@ -23,6 +23,7 @@ DEFAULT_HEALTH_HOST: Final = "0.0.0.0"  # noqa: S104
 DEFAULT_HEALTH_PORT: Final = 8081
 DEFAULT_HEALTH_MAX_POLL_AGE_S: Final = 10.0
 DEFAULT_HEALTH_MAX_UNCOMMITTED_S: Final = 30.0
+DEFAULT_COMMIT_DEADLINE_S: Final = 30.0
 DEFAULT_S3_REGION: Final = "us-east-1"
 DEFAULT_CLIENT_ID: Final = "k2-consumer-crypto"
 DEFAULT_CATALOG_NAME: Final = "k2"
@@ -61,6 +62,11 @@ class ConsumerConfig:
     health_port: int = DEFAULT_HEALTH_PORT
     health_max_poll_age_s: float = DEFAULT_HEALTH_MAX_POLL_AGE_S
     health_max_uncommitted_s: float = DEFAULT_HEALTH_MAX_UNCOMMITTED_S
+    commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S
+    """An Iceberg commit still running this long is given up on: the process exits (status 3)
+    and its restart resumes from the table. Nothing else can end a commit stuck on a socket
+    that will never answer (no read timeout reaches pyarrow's S3 client on Linux or
+    pyiceberg's REST session); K2's plan allows 30 s for recovery from any fault."""
     log_level: str = "INFO"
 
     def __repr__(self) -> str:
@@ -169,6 +175,7 @@ def load_config(env: Mapping[str, str]) -> ConsumerConfig:
         health_max_uncommitted_s=read.positive_number(
             "K2_HEALTH_MAX_UNCOMMITTED_S", DEFAULT_HEALTH_MAX_UNCOMMITTED_S
         ),
+        commit_deadline_s=read.positive_number("K2_COMMIT_DEADLINE_S", DEFAULT_COMMIT_DEADLINE_S),
         log_level=read.parsed(
             "K2_LOG_LEVEL",
             "INFO",

@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from k2.consumer.batch import Batch, BatchPolicy, SealedBatch
+from k2.consumer.config import DEFAULT_COMMIT_DEADLINE_S
 from k2.consumer.deadletter import DeadLetterError, DeadLetterQueue, Headers
 from k2.consumer.decoding import RecordDecoder, Rejected
 from k2.consumer.health import HealthState
@@ -172,6 +174,15 @@ class FatalWriterError(RuntimeError):
     """The writer can no longer tell what it has read; exit and resume from the table."""
 
 
+class CommitHungError(FatalWriterError):
+    """An Iceberg commit ran past its deadline; its thread cannot be stopped, only left behind.
+
+    The process must exit without waiting for that thread. Whether the commit lands later or
+    never, the restart resumes from the offsets the table holds, and a commit that did land
+    is recognised by its message ids (k2.consumer.dedup).
+    """
+
+
 class _Throttle:
     """Log a recurring problem once per interval, not once per poll."""
 
@@ -212,6 +223,7 @@ class IcebergWriter:
         poll_timeout_s: float = DEFAULT_POLL_TIMEOUT_S,
         consume_max: int = DEFAULT_CONSUME_MAX,
         sleep: Callable[[float], object] | None = None,
+        commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
     ) -> None:
         self.topic = topic
         self._consumer = consumer
@@ -226,7 +238,11 @@ class IcebergWriter:
         self._poll_timeout_s = poll_timeout_s
         self._consume_max = consume_max
         self._batch = Batch()
-        self._in_flight: tuple[SealedBatch, Future[CommitOutcome]] | None = None
+        self._in_flight: tuple[SealedBatch, Future[CommitOutcome], float] | None = None
+        """The running commit: its batch, its future and when it began (self._clock)."""
+        self._commit_deadline_s = commit_deadline_s
+        self.hung = False
+        """A commit ran past its deadline: the process must exit without joining its thread."""
         self._pending_since: float | None = None
         self._failures = 0
         self._registry_down = False
@@ -262,13 +278,17 @@ class IcebergWriter:
         """
         self._health.stopping()
         try:
-            if commit and self._batch:
-                self._close_batch()
-            self._reap(block=True)
+            if not self.hung:
+                if commit and self._batch:
+                    self._close_batch()
+                self._reap(block=True)
+        except CommitHungError as exc:
+            log.error("%s", exc)
         except Exception:
             log.exception("final commit failed; the batch will be read again on restart")
         finally:
-            self._executor.shutdown(wait=True)
+            # Never wait for a hung commit's thread: nothing would end the wait.
+            self._executor.shutdown(wait=not self.hung, cancel_futures=self.hung)
             self._consumer.close()
 
     # -- the loop --------------------------------------------------------------------------
@@ -292,6 +312,7 @@ class IcebergWriter:
         if messages:
             self._handle(messages)
         self._reap(block=False)
+        self._check_deadline()
         if self._policy.should_close(self._batch, self._clock()) and (
             self._in_flight is None or self._policy.room(self._batch) == 0
         ):
@@ -402,19 +423,51 @@ class IcebergWriter:
         sealed = self._batch.seal(self._clock())
         self._batch = Batch()
         self._health.commit_started()
-        self._in_flight = (sealed, self._executor.submit(self._sink.commit, sealed))
+        future = self._executor.submit(self._sink.commit, sealed)
+        self._in_flight = (sealed, future, self._clock())
+
+    def _check_deadline(self) -> None:
+        """Raise CommitHungError once the running commit has outlived its deadline."""
+        if self._in_flight is not None and self._deadline_left(self._in_flight[2]) <= 0:
+            raise self._hung(self._in_flight[0])
+
+    def _deadline_left(self, began: float) -> float:
+        return self._commit_deadline_s - (self._clock() - began)
+
+    def _hung(self, sealed: SealedBatch) -> CommitHungError:
+        self.hung = True
+        return CommitHungError(
+            f"Iceberg commit of {sealed.size} records "
+            f"({_describe(sealed.next_offsets, sealed.first_offsets)}) still running after "
+            f"{self._commit_deadline_s:g} s (K2_COMMIT_DEADLINE_S): giving up on it; "
+            "exiting so that a restart resumes from the offsets in the table"
+        )
+
+    def _outcome(
+        self, sealed: SealedBatch, future: Future[CommitOutcome], began: float
+    ) -> CommitOutcome:
+        """The commit's outcome (or its error), waited for until its deadline at most."""
+        try:
+            return future.result(timeout=max(0.0, self._deadline_left(began)))
+        except FutureTimeout:
+            raise self._hung(sealed) from None
 
     def _reap(self, *, block: bool) -> bool:
-        """Finish the in-flight commit if it is done (or wait for it); False if it failed."""
+        """Finish the in-flight commit if it is done (or wait for it); False if it failed.
+
+        A blocking wait lasts at most until the commit's deadline (then CommitHungError).
+        """
         if self._in_flight is None:
             return True
-        sealed, future = self._in_flight
+        sealed, future, began = self._in_flight
         if not block and not future.done():
             return True
-        self._in_flight = None
         try:
-            outcome = future.result()
+            outcome = self._outcome(sealed, future, began)
+        except CommitHungError:
+            raise
         except Exception as exc:
+            self._in_flight = None
             log.error(
                 "Iceberg commit of %d records (%s) failed, reading them again: %s: %s",
                 sealed.size,
@@ -426,6 +479,7 @@ class IcebergWriter:
             self._health.commit_failed(why)
             self._abandon([sealed], why)
             return False
+        self._in_flight = None
         self._committed(sealed, outcome)
         return True
 
@@ -558,18 +612,21 @@ class IcebergWriter:
             tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic
         } - revoked
         failed: list[SealedBatch] = []
-        if self._in_flight is not None:
-            sealed, future = self._in_flight
-            self._in_flight = None
+        if self._in_flight is not None and not self.hung:  # hung: closing, nothing to wait for
+            sealed, future, began = self._in_flight
             try:
-                outcome = future.result()
+                outcome = self._outcome(sealed, future, began)
+            except CommitHungError:
+                raise
             except Exception as exc:
+                self._in_flight = None
                 log.error(
                     "Iceberg commit failed during a rebalance (it will be read again): %s", exc
                 )
                 self._health.commit_failed(f"Iceberg commit failed: {type(exc).__name__}: {exc}")
                 failed.append(sealed)
             else:
+                self._in_flight = None
                 self._committed(sealed, outcome)
         self._rewind(failed, keep=retained)
         self._set_pending(None)
