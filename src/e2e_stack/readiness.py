@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+DOWN: tuple[str, ...] = ("exited", "dead", "restarting")
+"""Statuses of a container whose process has ended. "restarting": it exited and its restart
+policy is bringing it back, which a wait cannot tell from a crash loop; the exit says why."""
+
 
 class Verdict(Enum):
     """Where a service stands."""
@@ -38,6 +42,8 @@ class ContainerState:
         """Short human form: 'running (starting)', 'exited (1)'."""
         if self.status == "exited":
             return f"exited ({self.exit_code})"
+        if self.status == "restarting":
+            return f"restarting (exited {self.exit_code})"
         return f"{self.status} ({self.health})" if self.health else self.status
 
 
@@ -54,7 +60,7 @@ class HealthcheckPasses:
 
     def judge(self, state: ContainerState) -> tuple[Verdict, str]:
         """See class docstring."""
-        if state.status in ("exited", "dead"):
+        if state.status in DOWN:
             return Verdict.FAILED, f"container {state.describe()} before becoming healthy"
         if state.health == "healthy":
             return Verdict.READY, ""
@@ -68,8 +74,8 @@ class CompletesSuccessfully:
 
     def judge(self, state: ContainerState) -> tuple[Verdict, str]:
         """See class docstring."""
-        if state.status in ("exited", "dead"):
-            if state.exit_code == 0:
+        if state.status in DOWN:
+            if state.exit_code == 0 and state.status != "restarting":
                 return Verdict.READY, ""
             return Verdict.FAILED, f"one-shot {state.describe()}"
         return Verdict.WAITING, ""
@@ -80,7 +86,7 @@ class KeepsRunning:
 
     def judge(self, state: ContainerState) -> tuple[Verdict, str]:
         """See class docstring."""
-        if state.status in ("exited", "dead"):
+        if state.status in DOWN:
             return Verdict.FAILED, f"container {state.describe()}"
         if state.status == "running":
             return Verdict.READY, ""

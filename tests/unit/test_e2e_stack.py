@@ -327,6 +327,17 @@ def test_readiness_strategies_judge_states() -> None:
     assert running.judge(_state("running"))[0] is Verdict.READY
 
 
+def test_a_container_its_restart_policy_brings_back_has_failed_unless_a_fault_ended() -> None:
+    """Its process died (a crash loop looks the same); after a fault, the restart is awaited."""
+    restarting = _state("restarting", "unhealthy", 3)
+    for strategy in (HealthcheckPasses(), KeepsRunning(), CompletesSuccessfully()):
+        verdict, reason = strategy.judge(restarting)
+        assert verdict is Verdict.FAILED, strategy
+        assert "restarting (exited 3)" in reason
+    assert CompletesSuccessfully().judge(_state("restarting", code=0))[0] is Verdict.FAILED
+    assert Recovering(HealthcheckPasses(), 100.0).judge(restarting)[0] is Verdict.WAITING
+
+
 def test_strategies_and_deadlines_come_from_the_compose_model() -> None:
     model: dict[str, Any] = {
         "services": {
