@@ -390,6 +390,15 @@ class Engine:
         with _translated():
             self.docker.compose.start([service])
 
+    def recreate(self, service: str) -> None:
+        """Create `service`'s container again as the bound files now describe it, alone.
+
+        Its dependencies are left as they are; compose re-creates only when the
+        configuration differs from the running container's.
+        """
+        with _translated():
+            self.docker.compose.up([service], detach=True, dependencies=False, quiet=True)
+
     def pause(self, service: str) -> None:
         """Freeze a service's processes."""
         with _translated():

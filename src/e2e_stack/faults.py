@@ -11,10 +11,15 @@ stack and how long recovery took.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from e2e_stack.project import write_overlay
 
 if TYPE_CHECKING:  # the plugin imports this module at start-up, unit runs included
     from e2e_stack.manager import StackManager
@@ -118,6 +123,30 @@ class Faults:
             networks.extend(engine.disconnect(service))
 
         return self._fault("disconnect", service, cut, lambda: engine.reconnect(service, networks))
+
+    def reconfigured(
+        self, service: str, environment: Mapping[str, str]
+    ) -> contextlib.AbstractContextManager[FaultRecord]:
+        """The service re-created with `environment` over its own, as the files say on leaving.
+
+        For a wrong address, or a tighter limit. The override is an overlay file on top of the
+        project's, so everything else about the container (labels, CPU limit, networks) stays
+        as the stack made it.
+        """
+        project = self.manager.project
+        overlay = {"services": {service: {"environment": dict(environment)}}}
+        folder = Path(tempfile.mkdtemp(prefix="e2e-reconfigured-"))
+        changed = project.with_overlay(write_overlay(folder / f"{service}.json", overlay))
+
+        def restore() -> None:
+            try:
+                project.engine.recreate(service)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        return self._fault(
+            "reconfigure", service, lambda: changed.engine.recreate(service), restore
+        )
 
     def restart(self, service: str) -> FaultRecord:
         """Restart the service now and wait until the stack is ready again."""

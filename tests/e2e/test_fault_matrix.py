@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Self
 
 import httpx
@@ -421,6 +422,79 @@ def test_a_broken_recovery_fails_naming_the_fault_the_hop_and_trades(
     endpoints = Endpoints.of(docker_manager.project)
     with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers), timeout=30) as api:
         expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
+
+
+HUNG_DEADLINE_S = 5.0
+"""consumer-crypto's commit deadline in the hung-commit case: far below the MinIO pause, so a
+commit caught by it certainly runs past it, and far above a commit (0.3 s here, 2 s at most
+on a machine twice as slow)."""
+GAVE_UP = "consumer-crypto gives up: Iceberg commit of"
+
+
+def test_a_commit_hung_past_its_deadline_restarts_the_consumer_and_loses_nothing(
+    endpoints: Endpoints,
+    api: httpx.Client,
+    docker_manager: E2EDockerManager,
+    stack_faults: Faults,
+    pytestconfig: pytest.Config,
+) -> None:
+    """A commit nothing will end (MinIO frozen) used to hold the consumer as long as the fault.
+
+    With the deadline at HUNG_DEADLINE_S, the consumer gives up on the commit, exits (status
+    3) and the engine starts it again (its restart policy); once MinIO is back, every trade
+    is in the table and at the API once, whether the abandoned commit landed or not.
+    """
+    engine = docker_manager.project.engine
+    outage = Outage("paused", "minio")
+    deadline = {"K2_COMMIT_DEADLINE_S": f"{HUNG_DEADLINE_S:g}"}
+    stream = Stream(endpoints, unique_symbols(2), int(RATE * (2 * LEAD_S + OUTAGE_S)), seed=61)
+    with stack_faults.reconfigured("consumer-crypto", deadline):
+        stream.start()
+        poll_until(
+            lambda: api_served(api, stream.symbols),
+            lambda n: n > 0,
+            60,
+            "the first trades before the fault, written by the reconfigured consumer",
+            guard=docker_manager.raise_if_broken,
+        )
+        since = datetime.now(UTC)
+        with stack_faults.paused("minio") as record:
+            time.sleep(OUTAGE_S)  # the outage itself
+        assert record.ended is not None
+        endpoints = Endpoints.of(docker_manager.project)
+        with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers)) as client:
+            produced = stream.acknowledged()
+            expect_complete(outage, produced, stream.symbols, endpoints, client, docker_manager)
+            complete_s = round(time.monotonic() - record.ended, 2)
+            iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
+            served = compare("api", produced, api_records(client, stream.symbols))
+        log = engine.logs("consumer-crypto", since=since)
+    pytestconfig.stash[FAULT_MATRIX].append(
+        {
+            "fault": f"{outage}-past-deadline",
+            "outage_s": round(record.ended - record.began, 2),
+            "complete_after_s": complete_s,
+            "acknowledged": len(produced),
+            "unacknowledged": stream.count - len(produced),
+            "stored": iceberg.actual,
+            "missing": len(iceberg.missing),
+            "duplicated": sum(n - 1 for n in iceberg.duplicated.values()),
+            "api_served": served.actual,
+            "unready_after_s": {},
+        }
+    )
+    assert not stream.failures, f"the feed failed during {outage}: {stream.failures[0]}"
+    assert_hops(iceberg, served)
+    gave_up = [line for line in log.splitlines() if GAVE_UP in line]
+    assert gave_up, f"consumer-crypto never gave up on a commit; its log ends: {log[-1500:]}"
+    restarted = log.split(gave_up[0], 1)[1]
+    assert "starting with" in restarted, (
+        f"consumer-crypto was not started again after giving up: {restarted[-1500:]}"
+    )
+    assert complete_s <= RECOVERY_ALLOWANCE_S, (
+        f"{outage} past the commit deadline: every trade served only {complete_s:.1f} s "
+        f"after the fault ended (K2's plan allows {RECOVERY_ALLOWANCE_S:.0f} s)"
+    )
 
 
 def test_schema_registry_answers_as_soon_as_postgresql_is_back(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -11,15 +13,16 @@ from e2e_stack.manager import StackManager
 
 
 class _Engine:
-    def __init__(self, log: list[str], fail_on: str = "") -> None:
+    def __init__(self, log: list[str], fail_on: str = "", files: str = "") -> None:
         self.log = log
         self.fail_on = fail_on
+        self.files = files
 
     def __getattr__(self, name: str) -> Any:
         def call(service: str, *args: Any) -> list[str]:
             if name == self.fail_on:
                 raise RuntimeError(f"{name} refused\nmore detail")
-            self.log.append(f"{name} {service}")
+            self.log.append(f"{name} {service}{self.files}")
             return ["net-a"] if name == "disconnect" else []
 
         return call
@@ -29,6 +32,11 @@ class _Project:
     def __init__(self, engine: _Engine) -> None:
         self.engine = engine
         self.config: dict[str, Any] = {"services": {"db": {}, "app": {}}}
+        self.overlays: list[dict[str, Any]] = []
+
+    def with_overlay(self, path: Path) -> _Project:
+        self.overlays.append(json.loads(path.read_text()))
+        return _Project(_Engine(self.engine.log, files=" +overlay"))
 
 
 class _Manager:
@@ -68,6 +76,15 @@ def test_a_disconnected_service_goes_back_on_the_networks_it_left() -> None:
     with _faults(manager).disconnected("app"):
         pass
     assert manager.log == ["disconnect app", "reconnect app", "wait"]
+
+
+def test_a_reconfigured_service_runs_with_the_override_then_as_the_files_say() -> None:
+    manager = _Manager()
+    with _faults(manager).reconfigured("app", {"LIMIT": "2"}) as record:
+        assert manager.log == ["recreate app +overlay"]
+    assert manager.project.overlays == [{"services": {"app": {"environment": {"LIMIT": "2"}}}}]
+    assert manager.log == ["recreate app +overlay", "recreate app", "wait"]
+    assert record.kind == "reconfigure"
 
 
 def test_a_failed_restore_is_raised_and_recorded() -> None:
