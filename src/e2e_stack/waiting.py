@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from e2e_stack.engine import Engine, EngineError
+from e2e_stack.logtail import fold
 from e2e_stack.readiness import ContainerState, Readiness, Verdict
 
 POLL_INTERVAL_S = 0.25
 NEVER_CREATED = "compose finished but never created its container"
 LOG_LINES = 40
+LOG_LINES_READ = 1000
+"""Read this many, show LOG_LINES distinct ones (see e2e_stack.logtail)."""
 
 
 class StackUnhealthy(RuntimeError):
@@ -45,11 +48,11 @@ def details(engine: Engine, state: ContainerState) -> str:
         lines += [f"  | {entry}" for entry in state.health_log]
     if state.container:
         try:
-            logs = engine.logs(state.service, tail=LOG_LINES)
+            logs = fold(engine.logs(state.service, tail=LOG_LINES_READ).splitlines(), LOG_LINES)
         except EngineError as exc:
-            logs = f"(logs unavailable: {exc})"
-        lines.append(f"last {LOG_LINES} log lines of {state.container}:")
-        lines += [f"  | {line}" for line in str(logs).splitlines()]
+            logs = [f"(logs unavailable: {exc})"]
+        lines.append(f"last {LOG_LINES} distinct log lines of {state.container}:")
+        lines += [f"  | {line}" for line in logs]
     return "\n".join(lines)
 
 
