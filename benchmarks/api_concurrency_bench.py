@@ -25,7 +25,7 @@ from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import Endpoints, api_served, poll_until, unique_symbols
 from tests.e2e.utils.performance_monitor import Percentiles
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
 
@@ -133,8 +133,7 @@ def main() -> None:
         results["concurrent"] = load(endpoints.api_url, key, symbols, args.clients, args.requests)
     finally:
         manager.stop_now()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
     print(json.dumps(results, indent=2))
 
 

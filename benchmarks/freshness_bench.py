@@ -39,7 +39,7 @@ from tests.e2e.utils.performance_monitor import RunResult
 from tests.e2e.utils.pipeline_watch import PipelineWatch
 from tests.e2e.utils.run_costs import CostMeter
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from e2e_stack import ComposeProject, cpu_meter
 from e2e_stack.cpu_limit import CpuLimit, held
 from k2.feed.pool import FeedPool
@@ -241,8 +241,7 @@ def main() -> None:
             manager.stop_now()
     suffix = f"-cpus-{args.cpus:g}" if args.cpus is not None else ""
     out = args.output or ROOT / "benchmarks" / "results" / f"freshness{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     print(json.dumps({k: v for k, v in results.items() if k != "freshness_1000_per_s"}, indent=2))
     print("1000/s p99:", results["freshness_1000_per_s"]["p99_s"])
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from tests.e2e.utils.performance_monitor import JSON_NAME
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from benchmarks.stack_bench import startup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +77,7 @@ def main() -> None:
     results["startup_full_profile"] = startup(args.repeats, env_dir, profile="full")
     results["gate"] = gate()
     results["gate_runs"] = measured_runs()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
     print(json.dumps(results, indent=2))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from tests.e2e.utils.performance_monitor import JSON_NAME
 
 from benchmarks.gate_bench import junit_counts
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -120,8 +120,7 @@ def main() -> None:
                 flush=True,
             )
             results["green_in_a_row"] = longest_green_streak(results["runs"])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2) + "\n")
+            write_results(out, results)
     print(f"{results['green_in_a_row']} of {args.runs} green in a row; written to {out}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import UTC, datetime
@@ -48,3 +49,9 @@ def describe() -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
         "calibration": calibration.measure().to_json(),
     }
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write a benchmark's results where they are committed (JSON, one trailing newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")

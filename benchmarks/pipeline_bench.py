@@ -25,7 +25,7 @@ from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import Endpoints, unique_symbols
 from tests.e2e.utils.performance_monitor import Percentiles
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from e2e_stack import ComposeProject
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
@@ -130,8 +130,7 @@ def main() -> None:
         results["api_latency"] = api_latency(endpoints, key, rounds[-1]["symbols"], args.requests)
     finally:
         manager.stop_now()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
     print(json.dumps(results, indent=2))
 
 

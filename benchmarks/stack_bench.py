@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.e2e.k2_plugin import plugin_ini
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from e2e_stack import Engine, free_port
 from e2e_stack.reuse import reuse_project_name
 from e2e_stack.sweep import leftovers
@@ -232,8 +232,7 @@ def main() -> None:
     env_dir.mkdir(parents=True, exist_ok=True)
     results["startup"] = startup(args.repeats, env_dir)
     results["reuse"] = reuse(args.repeats, env_dir)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
     print(json.dumps(results, indent=2))
 
 
