@@ -80,6 +80,7 @@ def test_every_missing_variable_is_named_at_once() -> None:
         ("K2_HEALTH_PORT", "70000", "is not a TCP port"),
         ("K2_HEALTH_MAX_UNCOMMITTED_S", "soon", "is not a number > 0"),
         ("K2_COMMIT_DEADLINE_S", "0", "is not a number > 0"),
+        ("K2_KAFKA_LOST_S", "never", "is not a number > 0"),
         ("K2_LOG_LEVEL", "chatty", "is not one of DEBUG"),
         ("K2_DLQ_TOPIC", TOPIC, "must differ from the topic"),
     ],

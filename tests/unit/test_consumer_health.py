@@ -118,6 +118,29 @@ def test_kafka_silent_too_long_is_unhealthy_and_names_the_broker(
     assert state.reasons() == []
 
 
+_ONLY_BOOTSTRAP = json.dumps(
+    {"brokers": {"kafka:9092/bootstrap": {"nodeid": -1, "nodename": "kafka:9092", "rx": 0}}}
+)
+"""What librdkafka reports with every learned broker dropped (as after a Kafka restart)."""
+
+
+def test_kafka_is_lost_only_while_no_broker_is_known(
+    state: HealthState, clock: ManualClock
+) -> None:
+    liveness = KafkaLiveness(_healthy(state))
+    liveness(_stats(10))
+    clock.now += 30.0
+    liveness(_stats(10))  # paused: silent for 30 s, but the broker is still known
+    assert state.kafka_lost_for() is None
+
+    liveness(_ONLY_BOOTSTRAP)
+    clock.now += 4.0
+    assert state.kafka_lost_for() == 34.0  # counted from the last answer
+
+    liveness(_stats(1))  # learned again and answering
+    assert state.kafka_lost_for() is None
+
+
 def test_kafka_back_after_a_restart_counts_from_zero_and_is_heard(
     state: HealthState, clock: ManualClock
 ) -> None:

@@ -35,6 +35,7 @@ from k2.consumer.writer import (
     CommitHungError,
     GroupCommitReport,
     IcebergWriter,
+    KafkaLostError,
     KafkaMessage,
     RebalanceCallback,
 )
@@ -842,6 +843,19 @@ def test_a_commit_past_its_deadline_ends_the_writer_and_a_restart_stores_each_tr
     held.release()  # the stuck commit lands after all, behind the restarted writer's
 
     assert h.rows() == [(0, o) for o in range(len(sent))]
+
+
+def test_with_no_broker_known_for_too_long_the_writer_exits_to_bootstrap_again(
+    h: Harness,
+) -> None:
+    """The client can drop every broker and never reconnect (confluentinc/librdkafka#5301)."""
+    h.health.kafka_heard(answered=True, brokers={"kafka:9092": "UP"})
+    h.clock.now += 60.0
+    h.steps(1)  # a known broker, silent (paused): health's concern, not a reason to exit
+    h.health.kafka_heard(answered=False, brokers={})
+
+    with pytest.raises(KafkaLostError, match=r"no Kafka broker known .* \(K2_KAFKA_LOST_S=15\)"):
+        h.steps(1)
 
 
 def test_a_full_batch_waits_for_the_running_commit_only_until_its_deadline(

@@ -3,7 +3,8 @@
 Exit status 0 after a graceful stop (SIGTERM or SIGINT), 1 when the writer failed (the log says
 why; the protocol makes a restart safe), 2 for bad configuration, with one error line on stderr,
 3 when an Iceberg commit outlived K2_COMMIT_DEADLINE_S (the process leaves at once, without
-waiting for the commit's stuck thread; compose restarts it on failure).
+waiting for the commit's stuck thread), 4 when no Kafka broker was known or answering for
+K2_KAFKA_LOST_S; compose restarts it on failure.
 The health endpoint starts first, so a writer still waiting for its catalog reports that
 instead of looking dead.
 """
@@ -34,13 +35,19 @@ from k2.consumer.health import HealthLimits, HealthServer, HealthState
 from k2.consumer.kafka_liveness import KafkaLiveness
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import IcebergSink
-from k2.consumer.writer import CommitHungError, GroupCommitReport, IcebergWriter
+from k2.consumer.writer import (
+    CommitHungError,
+    GroupCommitReport,
+    IcebergWriter,
+    KafkaLostError,
+)
 from k2.iceberg.table import ensure_table
 
 log = logging.getLogger("k2.consumer")
 
 _MAX_START_BACKOFF_S = 10.0
 EXIT_COMMIT_HUNG = 3
+EXIT_KAFKA_LOST = 4
 T = TypeVar("T")
 
 
@@ -108,6 +115,7 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
             policy=BatchPolicy(config.batch_max_records, config.batch_max_seconds),
             topic=config.topic,
             commit_deadline_s=config.commit_deadline_s,
+            kafka_lost_s=config.kafka_lost_s,
         )
         log.info("writing %s to %s", config.topic, table.name())
         writer.run(stop)
@@ -115,6 +123,9 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
     except CommitHungError as exc:
         log.error("consumer-crypto gives up: %s", exc)
         return EXIT_COMMIT_HUNG
+    except KafkaLostError as exc:
+        log.error("consumer-crypto gives up: %s", exc)
+        return EXIT_KAFKA_LOST
     except Exception:
         log.exception("consumer-crypto failed")
         return 1

@@ -24,6 +24,7 @@ DEFAULT_HEALTH_PORT: Final = 8081
 DEFAULT_HEALTH_MAX_POLL_AGE_S: Final = 10.0
 DEFAULT_HEALTH_MAX_UNCOMMITTED_S: Final = 30.0
 DEFAULT_COMMIT_DEADLINE_S: Final = 30.0
+DEFAULT_KAFKA_LOST_S: Final = 15.0
 DEFAULT_S3_REGION: Final = "us-east-1"
 DEFAULT_CLIENT_ID: Final = "k2-consumer-crypto"
 DEFAULT_CATALOG_NAME: Final = "k2"
@@ -67,6 +68,12 @@ class ConsumerConfig:
     and its restart resumes from the table. Nothing else can end a commit stuck on a socket
     that will never answer (no read timeout reaches pyarrow's S3 client on Linux or
     pyiceberg's REST session); K2's plan allows 30 s for recovery from any fault."""
+    kafka_lost_s: float = DEFAULT_KAFKA_LOST_S
+    """No Kafka broker known and none answering for this long: the process exits (status 4)
+    so that its restart bootstraps again. librdkafka 2.16 can drop every broker it knows on a
+    Metadata answer that lists none (a broker just restarted, still fenced) and then never
+    reconnects (confluentinc/librdkafka#5301); seen here after a Kafka restart. A normal
+    restart leaves no broker known for 3-6 s."""
     log_level: str = "INFO"
 
     def __repr__(self) -> str:
@@ -176,6 +183,7 @@ def load_config(env: Mapping[str, str]) -> ConsumerConfig:
             "K2_HEALTH_MAX_UNCOMMITTED_S", DEFAULT_HEALTH_MAX_UNCOMMITTED_S
         ),
         commit_deadline_s=read.positive_number("K2_COMMIT_DEADLINE_S", DEFAULT_COMMIT_DEADLINE_S),
+        kafka_lost_s=read.positive_number("K2_KAFKA_LOST_S", DEFAULT_KAFKA_LOST_S),
         log_level=read.parsed(
             "K2_LOG_LEVEL",
             "INFO",

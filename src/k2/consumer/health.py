@@ -171,6 +171,18 @@ class HealthState:
                 self._kafka_answered = now
             self._brokers = dict(brokers)
 
+    def kafka_lost_for(self) -> float | None:
+        """Seconds no broker has answered while none is known at all; None if one is known.
+
+        A broker the client knows may answer again; with none known, librdkafka has to
+        bootstrap again by itself, which it may not do (see ConsumerConfig.kafka_lost_s).
+        """
+        now = self._clock()
+        with self._lock:
+            if self._kafka_watched_since is None or self._brokers:
+                return None
+            return now - (self._kafka_answered or self._kafka_watched_since)
+
     def commit_started(self) -> None:
         """An Iceberg commit began (on the worker thread)."""
         now = self._clock()

@@ -29,7 +29,7 @@ from typing import Any, Final, Literal, Protocol
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from k2.consumer.batch import Batch, BatchPolicy, SealedBatch
-from k2.consumer.config import DEFAULT_COMMIT_DEADLINE_S
+from k2.consumer.config import DEFAULT_COMMIT_DEADLINE_S, DEFAULT_KAFKA_LOST_S
 from k2.consumer.deadletter import DeadLetterError, DeadLetterQueue, Headers
 from k2.consumer.decoding import RecordDecoder, Rejected
 from k2.consumer.health import HealthState
@@ -183,6 +183,10 @@ class CommitHungError(FatalWriterError):
     """
 
 
+class KafkaLostError(FatalWriterError):
+    """No broker known and none answering for too long: only a new client bootstraps again."""
+
+
 class _Throttle:
     """Log a recurring problem once per interval, not once per poll."""
 
@@ -224,6 +228,7 @@ class IcebergWriter:
         consume_max: int = DEFAULT_CONSUME_MAX,
         sleep: Callable[[float], object] | None = None,
         commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
+        kafka_lost_s: float = DEFAULT_KAFKA_LOST_S,
     ) -> None:
         self.topic = topic
         self._consumer = consumer
@@ -241,6 +246,7 @@ class IcebergWriter:
         self._in_flight: tuple[SealedBatch, Future[CommitOutcome], float] | None = None
         """The running commit: its batch, its future and when it began (self._clock)."""
         self._commit_deadline_s = commit_deadline_s
+        self._kafka_lost_s = kafka_lost_s
         self.hung = False
         """A commit ran past its deadline: the process must exit without joining its thread."""
         self._pending_since: float | None = None
@@ -313,6 +319,7 @@ class IcebergWriter:
             self._handle(messages)
         self._reap(block=False)
         self._check_deadline()
+        self._check_kafka()
         if self._policy.should_close(self._batch, self._clock()) and (
             self._in_flight is None or self._policy.room(self._batch) == 0
         ):
@@ -425,6 +432,16 @@ class IcebergWriter:
         self._health.commit_started()
         future = self._executor.submit(self._sink.commit, sealed)
         self._in_flight = (sealed, future, self._clock())
+
+    def _check_kafka(self) -> None:
+        """Raise KafkaLostError once no broker has been known or heard for kafka_lost_s."""
+        lost = self._health.kafka_lost_for()
+        if lost is not None and lost > self._kafka_lost_s:
+            raise KafkaLostError(
+                f"no Kafka broker known and none answered for {lost:.1f} s "
+                f"(K2_KAFKA_LOST_S={self._kafka_lost_s:g}): exiting so that a restart "
+                "bootstraps again (librdkafka may not; confluentinc/librdkafka#5301)"
+            )
 
     def _check_deadline(self) -> None:
         """Raise CommitHungError once the running commit has outlived its deadline."""
