@@ -151,12 +151,13 @@ def fault_matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
     `unready s`: seconds after the fault began until consumer-crypto / k2-query-api answered
     not-ready ('-': they stayed ready).
     """
+    width = max([len("fault"), *(len(str(row["fault"])) for row in rows)])
     header = (
-        f"{'fault':<30} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
+        f"{'fault':<{width}} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
         f"{'missing':>7} {'twice':>5} {'unready s (consumer/api)':>24}"
     )
     return [header] + [
-        f"{row['fault']:<30.30} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
+        f"{row['fault']:<{width}} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
         f"{row['acknowledged']:>6} {row['stored']:>6} {row['missing']:>7} {row['duplicated']:>5} "
         f"{_unready(row):>24}"
         for row in rows

@@ -10,6 +10,7 @@ import pytest
 
 from e2e_stack.faults import Faults, format_rows
 from e2e_stack.manager import StackManager
+from tests.e2e.k2_plugin import fault_matrix_lines
 
 
 class _Engine:
@@ -127,3 +128,20 @@ def test_fault_rows_and_the_summary_table() -> None:
     assert table[1].split() == ["test_outage", "stop", "db", "1.0", "1.0"]
     assert table[2].split()[-1] == "FAILED"
     assert format_rows([]) == []
+
+
+def test_the_k2_fault_table_shows_whole_fault_names() -> None:
+    row = {
+        "fault": "stopped-kafka-past-K2_KAFKA_LOST_S",
+        "outage_s": 22.1,
+        "complete_after_s": 13.5,
+        "acknowledged": 5200,
+        "stored": 5200,
+        "missing": 0,
+        "duplicated": 0,
+        "unready_after_s": {"consumer-crypto": 7.2, "k2-query-api": None},
+    }
+    header, line = fault_matrix_lines([row])
+    assert line.startswith("stopped-kafka-past-K2_KAFKA_LOST_S  ")
+    assert line.split() == [row["fault"], "22.1", "13.5", "5200", "5200", "0", "0", "7.2/-"]
+    assert header.index("out s") == line.index("22.1") + len("22.1") - len("out s")
