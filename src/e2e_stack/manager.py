@@ -199,9 +199,17 @@ class StackManager:
         )
         self._refresh_endpoints()
 
-    def raise_if_broken(self) -> None:
-        """Raise StackUnhealthy, with the service's logs, if a service is down right now."""
-        raise_if_broken(self.project.engine, strategies(self.project.config))
+    def raise_if_broken(self, recovering_since: float | None = None) -> None:
+        """Raise StackUnhealthy, with the service's logs, if a service is down right now.
+
+        With `recovering_since` (epoch seconds a fault ended), a service that is not ready
+        yet may still be recovering (see Recovering): only an exit or a missing container
+        counts as broken.
+        """
+        chosen = strategies(self.project.config)
+        if recovering_since is not None:
+            chosen = {name: Recovering(s, recovering_since) for name, s in chosen.items()}
+        raise_if_broken(self.project.engine, chosen)
 
     def endpoints(self) -> dict[str, str]:
         """Map service -> 'host:port' of its first published port, for the active profile."""

@@ -301,7 +301,15 @@ def test_every_trade_survives_the_outage_exactly_once(
         headers = dict(api.headers)
         with httpx.Client(base_url=endpoints.api_url, headers=headers, timeout=30) as api:
             produced = stream.acknowledged()
-            expect_complete(outage, produced, stream.symbols, endpoints, api, docker_manager)
+            expect_complete(
+                outage,
+                produced,
+                stream.symbols,
+                endpoints,
+                api,
+                docker_manager,
+                ended=record.ended,
+            )
             waited_s = round(time.monotonic() - record.ended, 2)
             iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
             served = compare("api", produced, api_records(api, stream.symbols))
@@ -360,11 +368,21 @@ def expect_complete(
     api: httpx.Client,
     docker_manager: E2EDockerManager,
     deadline_s: float = COMPLETE_DEADLINE_S,
+    ended: float | None = None,
 ) -> None:
     """Wait until the API serves every produced trade.
 
-    Else fail naming the fault, the first hop that lost trades and examples of them.
+    Else fail naming the fault, the first hop that lost trades and examples of them. With
+    `ended` (monotonic seconds the fault ended), a service that is not ready is recovering,
+    not broken, until K2's allowance has passed: a consumer that restarts itself, or says
+    not-ready for a few seconds while Kafka's metadata settles, must not fail the wait.
     """
+    ended_epoch = None if ended is None else time.time() - (time.monotonic() - ended)
+
+    def guard() -> None:
+        recovering = ended_epoch is not None and time.time() < ended_epoch + RECOVERY_ALLOWANCE_S
+        docker_manager.raise_if_broken(ended_epoch if recovering else None)
+
     try:
         expect_arrival(
             lambda: poll_until(
@@ -372,7 +390,7 @@ def expect_complete(
                 lambda n: n >= len(produced),
                 deadline_s,
                 f"{len(produced)} trades of {symbols} through the API",
-                guard=docker_manager.raise_if_broken,
+                guard=guard,
             ),
             endpoints,
             api,
@@ -482,7 +500,15 @@ def test_past_a_limit_the_consumer_restarts_and_loses_nothing(
         endpoints = Endpoints.of(docker_manager.project)
         with httpx.Client(base_url=endpoints.api_url, headers=dict(api.headers)) as client:
             produced = stream.acknowledged()
-            expect_complete(outage, produced, stream.symbols, endpoints, client, docker_manager)
+            expect_complete(
+                outage,
+                produced,
+                stream.symbols,
+                endpoints,
+                client,
+                docker_manager,
+                ended=record.ended,
+            )
             complete_s = round(time.monotonic() - record.ended, 2)
             iceberg = compare("iceberg", produced, iceberg_records(endpoints, stream.symbols))
             served = compare("api", produced, api_records(client, stream.symbols))

@@ -85,9 +85,12 @@ class E2EDockerManager:
         """The last `lines` log lines of a service, for debugging a failed test."""
         return await self.stack.service_logs(service_name, lines)
 
-    def raise_if_broken(self) -> None:
-        """Raise StackUnhealthy if a service of the running profile is down now."""
-        self.stack.raise_if_broken()
+    def raise_if_broken(self, recovering_since: float | None = None) -> None:
+        """Raise StackUnhealthy if a service of the running profile is down now.
+
+        `recovering_since`: see StackManager.raise_if_broken.
+        """
+        self.stack.raise_if_broken(recovering_since)
 
 
 def _standalone(compose_file: Path, cgroup_parent: str | None) -> tuple[StackManager, Path]:
