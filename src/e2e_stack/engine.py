@@ -213,11 +213,10 @@ class Engine:
             images = self.docker.image.inspect(refs)
         return {ref: image.id for ref, image in zip(refs, images, strict=True)}
 
-    def address(self, env: Mapping[str, str] | None = None) -> str:
-        """Where published ports are reached: loopback, unless the engine is remote.
+    def endpoint(self, env: Mapping[str, str] | None = None) -> str:
+        """The engine's endpoint as the docker CLI picks it ("" for the default socket).
 
-        DOCKER_HOST first, then the current context (which honours DOCKER_CONTEXT), as the
-        docker CLI decides.
+        DOCKER_HOST first, then the current context (which honours DOCKER_CONTEXT).
         """
         env = os.environ if env is None else env
         endpoint = env.get("DOCKER_HOST", "")
@@ -229,7 +228,16 @@ class Engine:
                     endpoint = (docker_endpoint.host if docker_endpoint else None) or ""
             except EngineError:
                 endpoint = ""
-        return host_of_endpoint(endpoint)
+        return endpoint
+
+    def address(self, env: Mapping[str, str] | None = None) -> str:
+        """The engine's host as its endpoint names it: loopback for a local socket."""
+        return host_of_endpoint(self.endpoint(env))
+
+    def is_local(self, env: Mapping[str, str] | None = None) -> bool:
+        """The engine runs on this machine behind a unix socket (its cgroups are ours)."""
+        endpoint = self.endpoint(env)
+        return not endpoint or endpoint.startswith("unix://")
 
     # -- resources by label (the sweep) --------------------------------------------------
 

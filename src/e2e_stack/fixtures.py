@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -49,7 +49,7 @@ from e2e_stack.sweep import sweep
 PREFLIGHT_EXIT = 4
 
 
-def _stop(message: str) -> None:
+def _stop(message: str) -> NoReturn:
     """End the session with one line: nothing has started yet."""
     pytest.exit(f"e2e-stack preflight: {message}", returncode=PREFLIGHT_EXIT)
 
@@ -76,8 +76,26 @@ def docker_compose_file(stack_settings: Settings) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def stack_publish_address(stack_settings: Settings) -> str:
+    """The address the stack's ports are published on and every client connects to.
+
+    Loopback for a local engine; for a remote one, the address the user names (see
+    `preflight.publish_address`). Override it to decide otherwise.
+    """
+    named = stack_settings.publish_address
+    flag = f"--e2e-publish-address (or {stack_settings.env_name('PUBLISH_ADDRESS')})"
+    try:
+        return preflight.publish_address(Engine().endpoint(), named, flag)
+    except PreflightError as exc:
+        _stop(str(exc))
+
+
+@pytest.fixture(scope="session")
 def stack_preflight(
-    pytestconfig: pytest.Config, stack_settings: Settings, docker_compose_file: list[str]
+    pytestconfig: pytest.Config,
+    stack_settings: Settings,
+    docker_compose_file: list[str],
+    stack_publish_address: str,
 ) -> dict[str, Any]:
     """Every check before `up`; the model of every profile. pytest stops here if one fails."""
     probe = ComposeProject.from_fixtures(
@@ -102,7 +120,12 @@ def stack_preflight(
 
     try:
         everything = preflight.run_all(
-            probe, growing_to, stack_settings.engine_hint, stack_settings.images_hint, os.environ
+            probe,
+            growing_to,
+            stack_settings.engine_hint,
+            stack_settings.images_hint,
+            os.environ,
+            stack_publish_address,
         )
     except PreflightError as exc:
         _stop(str(exc))
@@ -145,11 +168,14 @@ def stack_env_file(
     stack_settings: Settings,
     docker_compose_project_name: str,
     stack_run_dir: Path,
+    stack_publish_address: str,
 ) -> Path:
     """The run's compose variables file, from the pytest_e2e_stack_environment hook."""
     variables: dict[str, str] = {}
     for found in pytestconfig.hook.pytest_e2e_stack_environment(
-        settings=stack_settings, project_name=docker_compose_project_name
+        settings=stack_settings,
+        project_name=docker_compose_project_name,
+        publish_address=stack_publish_address,
     ):
         variables |= found or {}
     return write_env_file(stack_run_dir / "stack.env", variables)
@@ -185,7 +211,7 @@ def stack_cpu_limit(stack_state: RunState, stack_settings: Settings) -> Iterator
     limit = CpuLimit(stack_settings.cpus, stack_settings.project_prefix)
     engine = Engine()
     try:
-        limit.check(engine.cgroup_driver(), engine.address() == "127.0.0.1")
+        limit.check(engine.cgroup_driver(), engine.is_local())
     except CpuLimitError as exc:
         _stop(str(exc))
     # This process (and the processes it starts) shares the limit with the stack.
@@ -204,6 +230,7 @@ def stack_project(
     docker_compose_command: str,
     docker_compose_file: list[str],
     docker_compose_project_name: str,
+    stack_publish_address: str,
 ) -> ComposeProject:
     """The one carrier: what pytest-docker's fixtures say, plus the run's labels overlay."""
     root = pytestconfig.rootpath
@@ -213,7 +240,7 @@ def stack_project(
             docker_compose_file,
             docker_compose_project_name,
             root,
-            host=Engine().address(),
+            host=stack_publish_address,
             all_profiles_model=stack_preflight,
         )
     except CommandError as exc:

@@ -11,10 +11,13 @@ if TYPE_CHECKING:
 
 
 @pytest.hookspec
-def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[str, str] | None:
+def pytest_e2e_stack_environment(
+    settings: Settings, project_name: str, publish_address: str
+) -> dict[str, str] | None:
     """Compose variables for one run's stack, written to its variables file before `up`.
 
     For values a service must know before it starts and that differ per run: a host port a
-    broker advertises to its clients, say. Every implementation's variables are merged; a
+    broker advertises to its clients, say, and the address (`publish_address`) its ports are
+    published on and clients reach it at. Every implementation's variables are merged; a
     reused stack keeps the values its first run wrote.
     """

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import anyio
 
-from e2e_stack.engine import Engine, EngineError
+from e2e_stack.engine import LOOPBACK, EngineError
 from e2e_stack.project import (
     ComposeProject,
     compose_command,
@@ -343,16 +343,16 @@ def labelled_stack(
     labels: Mapping[str, str],
     cgroup_parent: str | None = None,
     overlays: Sequence[Mapping[str, Any]] = (),
+    host: str = LOOPBACK,
 ) -> StackManager:
     """A stack outside the session's fixtures (a script's, a test's second one).
 
     Built as the fixtures build theirs: the variables file, the labels overlay (so the sweep
     covers it if its owner dies), then `overlays`; its generated files go into `run_dir`.
+    `host` is where its ports are published (see `preflight.publish_address`).
     """
     env_file = write_env_file(run_dir / "stack.env", variables)
-    project = ComposeProject.from_fixtures(
-        compose_command(env_file), files, name, root, host=Engine().address()
-    )
+    project = ComposeProject.from_fixtures(compose_command(env_file), files, name, root, host=host)
     everything = project.everything()
     project = project.with_overlay(
         write_overlay(run_dir / "labels.json", labels_overlay(everything, labels, cgroup_parent))

@@ -6,6 +6,7 @@ file without an engine).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from e2e_stack.engine import Engine, EngineError
+from e2e_stack.engine import LOOPBACK, Engine, EngineError, host_of_endpoint
 from e2e_stack.project import ComposeProject
 
 # Variables in the compose files that pin a host port, as `${NAME:-default}` or `${NAME}`:
@@ -47,14 +48,28 @@ def pinned_ports(compose_texts: list[str], env: Mapping[str, str]) -> list[PortP
     return pins
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     """True if nothing listens on host:port (so Docker can publish it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
         except OSError:
             return False
         return True
+
+
+def is_own_address(host: str) -> bool:
+    """`host` is an address of this machine (loopback included): ports on it can be checked."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError:
+            return False
+        return True
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def check_engine(engine: Engine, how_to_start: str) -> str:
@@ -66,6 +81,36 @@ def check_engine(engine: Engine, how_to_start: str) -> str:
             "no Docker engine answers (" + (str(exc).strip().splitlines() or ["?"])[-1] + "): "
             f"{how_to_start}, or fix DOCKER_HOST"
         ) from exc
+
+
+def publish_address(endpoint: str, named: str | None, flag: str) -> str:
+    """Where the stack's ports are published and reached, for the engine at `endpoint`.
+
+    A local engine publishes on loopback. A tcp:// engine at a loopback address (a second
+    engine on this machine) publishes on that address. Any other engine publishes where the
+    user names (`flag`): a remote host's addresses are a choice of exposure, not a guess, and
+    over ssh:// its ports are not forwarded at all.
+    """
+    if named:
+        return named
+    if not endpoint or endpoint.startswith(("unix://", "npipe://", "fd://")):
+        return LOOPBACK
+    host = host_of_endpoint(endpoint)
+    if endpoint.startswith("tcp://"):
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return host
+        except ValueError:
+            pass  # A host name: the user says which of its addresses to publish on.
+    how = (
+        "ssh:// forwards the engine's API, not the stack's ports"
+        if endpoint.startswith("ssh://")
+        else f"{host} is another machine"
+    )
+    raise PreflightError(
+        f"the Docker engine at {endpoint} is remote ({how}): set {flag} to an address of its "
+        "host this machine can reach (ports are published there), or use a local engine"
+    )
 
 
 def check_compose(engine: Engine) -> str:
@@ -122,9 +167,19 @@ def check_images(
         raise PreflightError(f"image(s) {', '.join(missing)} missing: {how_to_build}")
 
 
-def check_ports(pins: list[PortPin], is_free: Callable[[int], bool] = port_is_free) -> None:
-    """Every pinned port is free on the loopback address."""
-    taken = [pin for pin in pins if not is_free(pin.port)]
+def check_ports(
+    pins: list[PortPin],
+    is_free: Callable[[int, str], bool] = port_is_free,
+    host: str = LOOPBACK,
+) -> None:
+    """Every pinned port is free on the publish address, where this machine can tell.
+
+    A remote host's address cannot be bound here; there a taken port fails `up` with
+    Docker's own message instead.
+    """
+    if not is_own_address(host):
+        return
+    taken = [pin for pin in pins if not is_free(pin.port, host)]
     if taken:
         which = ", ".join(f"{pin.port} ({pin.variable})" for pin in taken)
         raise PreflightError(
@@ -139,6 +194,7 @@ def run_all(
     engine_hint: str,
     images_hint: str,
     env: Mapping[str, str],
+    host: str = LOOPBACK,
 ) -> dict[str, Any]:
     """Every check before `up`; return the model of every profile.
 
@@ -157,5 +213,5 @@ def run_all(
         everything = config.result()
     check_images(engine, everything, growing_to(everything), images_hint)
     texts = [path.read_text() for path in project.files]
-    check_ports(pinned_ports(texts, env))
+    check_ports(pinned_ports(texts, env), host=host)
     return everything

@@ -8,6 +8,7 @@ projects on one machine do not read each other's variables.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
@@ -122,6 +123,14 @@ OPTIONS: Final = {
         "container, the tests and the processes they start (e.g. 1 on a 2-core machine: half "
         "the CPU); needs a local engine with the cgroupfs driver",
     ),
+    "publish_address": Option(
+        "--e2e-publish-address",
+        "e2e_publish_address",
+        "PUBLISH_ADDRESS",
+        "IP address of the engine's host that services publish their ports on and clients "
+        "connect to (default 127.0.0.1; for a tcp:// engine at a loopback address, that "
+        "address); for a remote engine, one of its host's addresses this machine can reach",
+    ),
 }
 
 
@@ -191,6 +200,8 @@ class Settings:
     reuse: bool
     artifacts: Path
     cpus: float | None
+    publish_address: str | None = None
+    """Named by the user; None means: derive it from the engine's endpoint."""
     env_prefix: str = DEFAULT_ENV_PREFIX
     engine_hint: str = HINTS["engine_hint"][2]
     images_hint: str = HINTS["images_hint"][2]
@@ -258,6 +269,15 @@ class Settings:
             raise SettingsError(
                 f"--e2e-cpus {cpus_text!r} is not a positive number of cores (e.g. 1 or 1.5)"
             )
+        publish_address = str(pick("publish_address") or "").strip() or None
+        if publish_address is not None:
+            try:
+                ipaddress.ip_address(publish_address)
+            except ValueError:
+                raise SettingsError(
+                    f"--e2e-publish-address {publish_address!r} is not an IP address: Docker "
+                    "publishes ports on an address, not a name (e.g. 127.0.0.1 or 10.0.0.5)"
+                ) from None
         return cls(
             compose_files=compose_files,
             profiles=_words(pick("profiles")),
@@ -268,6 +288,7 @@ class Settings:
             reuse=reuse,
             artifacts=artifacts,
             cpus=cpus,
+            publish_address=publish_address,
             env_prefix=prefix,
             **{name: (hints or {}).get(name) or default for name, (_, _, default) in HINTS.items()},
         )

@@ -15,7 +15,13 @@ from e2e_stack.bundles import bundle_dir
 from e2e_stack.engine import COMPOSE_PROJECT_LABEL, ComposeBinding, Resource, host_of_endpoint
 from e2e_stack.identity import LabelKeys, RunIdentity
 from e2e_stack.manager import NO_PROFILE, StackManager, growth_order
-from e2e_stack.preflight import PortPin, PreflightError, check_ports, pinned_ports
+from e2e_stack.preflight import (
+    PortPin,
+    PreflightError,
+    check_ports,
+    pinned_ports,
+    publish_address,
+)
 from e2e_stack.project import CommandError, ComposeCommand, ComposeProject, labels_overlay
 from e2e_stack.readiness import (
     CompletesSuccessfully,
@@ -136,6 +142,7 @@ def test_reuse_implies_keep() -> None:
         ({"cpus": "fast"}, {}, "not a positive number of cores"),
         ({"project_prefix": "My Stack"}, {}, "cannot start a compose project name"),
         ({"label_namespace": "Org/Example"}, {}, "is not a label namespace"),
+        ({}, {"K2_E2E_PUBLISH_ADDRESS": "build-box"}, "is not an IP address"),
     ],
 )
 def test_bad_options_fail_with_one_line(
@@ -186,6 +193,47 @@ def test_labels_overlay_covers_services_networks_volumes() -> None:
 )
 def test_engine_address_follows_docker_host(env: dict[str, str], host: str) -> None:
     assert host_of_endpoint(env["DOCKER_HOST"]) == host
+
+
+def test_publish_address_is_a_setting_read_from_flag_env_and_ini() -> None:
+    assert _resolve().publish_address is None
+    assert _resolve(env={"K2_E2E_PUBLISH_ADDRESS": "10.0.0.5"}).publish_address == "10.0.0.5"
+    assert _resolve(ini={"publish_address": "::1"}).publish_address == "::1"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "named", "address"),
+    [
+        ("", None, "127.0.0.1"),
+        ("unix:///var/run/docker.sock", None, "127.0.0.1"),
+        ("tcp://127.0.0.2:2375", None, "127.0.0.2"),
+        ("tcp://10.1.2.3:2376", "10.1.2.3", "10.1.2.3"),
+        ("ssh://ci@build-box", "10.9.8.7", "10.9.8.7"),
+        ("unix:///var/run/docker.sock", "127.0.0.3", "127.0.0.3"),
+    ],
+)
+def test_ports_are_published_on_loopback_unless_the_engine_or_the_user_says(
+    endpoint: str, named: str | None, address: str
+) -> None:
+    assert publish_address(endpoint, named, "--e2e-publish-address") == address
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("tcp://10.1.2.3:2376", "10.1.2.3 is another machine"),
+        ("tcp://build-box:2376", "build-box is another machine"),
+        ("ssh://ci@build-box", "ssh:// forwards the engine's API, not the stack's ports"),
+    ],
+)
+def test_a_remote_engine_needs_the_user_to_name_the_publish_address(
+    endpoint: str, why: str
+) -> None:
+    with pytest.raises(PreflightError) as refused:
+        publish_address(endpoint, None, "--e2e-publish-address")
+    message = str(refused.value)
+    assert why in message
+    assert "set --e2e-publish-address to an address of its host" in message
 
 
 # -- sweep ---------------------------------------------------------------------------------
@@ -380,9 +428,24 @@ def test_pinned_ports_only_for_variables_set() -> None:
 
 
 def test_taken_pinned_port_names_the_variable_and_the_fix() -> None:
-    check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port: True)
+    check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port, _host: True)
     with pytest.raises(PreflightError, match=r"19000 \(K2_MINIO_PORT\) is already in use"):
-        check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port: False)
+        check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=lambda _port, _host: False)
+
+
+def test_pinned_ports_are_checked_on_the_publish_address_where_this_machine_can() -> None:
+    asked: list[tuple[int, str]] = []
+
+    def taken(port: int, host: str) -> bool:
+        asked.append((port, host))
+        return False
+
+    with pytest.raises(PreflightError, match="already in use"):
+        check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=taken, host="127.0.0.2")
+    assert asked == [(19000, "127.0.0.2")]
+    # 192.0.2.0/24 is documentation-only: never an address of this machine, nothing to check.
+    check_ports([PortPin("K2_MINIO_PORT", 19000)], is_free=taken, host="192.0.2.10")
+    assert len(asked) == 1
 
 
 def test_pinned_ports_are_any_variable_named_like_a_port() -> None:
