@@ -34,7 +34,7 @@ controller.listener.names=CONTROLLER
 # Dynamic quorum of one (formatted with --standalone), the 4.x replacement for static voters.
 controller.quorum.bootstrap.servers=localhost:9093
 listeners=INTERNAL://:9092,CONTROLLER://:9093,HOST://:9094
-advertised.listeners=INTERNAL://${KAFKA_INTERNAL_ADVERTISED:-kafka:9092},CONTROLLER://localhost:9093,HOST://127.0.0.1:${KAFKA_HOST_PORT}
+advertised.listeners=INTERNAL://${KAFKA_INTERNAL_ADVERTISED:-kafka:9092},CONTROLLER://localhost:9093,HOST://${KAFKA_HOST_ADDRESS:-127.0.0.1}:${KAFKA_HOST_PORT}
 listener.security.protocol.map=INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,HOST:PLAINTEXT
 inter.broker.listener.name=INTERNAL
 log.dirs=$DATA_DIR

@@ -21,6 +21,8 @@ from e2e_stack.state import run_state
 from tests.e2e.utils.performance_monitor import JSON_NAME, PLOT_NAME, PerformanceMonitor
 
 KAFKA_PORT_VARIABLE: Final = "K2_KAFKA_HOST_PORT"
+PUBLISH_ADDRESS_VARIABLE: Final = "K2_PUBLISH_ADDRESS"
+LOOPBACK: Final = "127.0.0.1"
 DEFAULT_FRESHNESS_SLO_S: Final = 5.0
 SLO_FLAG: Final = "--e2e-freshness-slo"
 SLO_INI: Final = "e2e_freshness_slo"
@@ -105,22 +107,31 @@ def plugin_ini() -> dict[str, Any]:
     return ini
 
 
-def kafka_port_variables() -> dict[str, str]:
-    """Kafka advertises its host port, so it must be chosen before `up`: a free one per stack.
+def stack_variables(publish_address: str) -> dict[str, str]:
+    """What K2's compose files need to know before `up`: where ports go, and Kafka's port.
 
-    A port pinned in the environment wins (compose reads the process environment first).
+    Kafka advertises its host listener, so the address and port clients use must be chosen
+    before it starts: a free port per stack. One pinned in the environment wins (compose
+    reads the process environment first). The port is checked free on the publish address
+    when this machine can bind it (a loopback one); a remote host's ports cannot be checked
+    from here, and there a collision fails `up` with Docker's own message.
     """
     from e2e_stack import free_port
+    from e2e_stack.preflight import is_own_address
 
-    if os.environ.get(KAFKA_PORT_VARIABLE):
-        return {}
-    return {KAFKA_PORT_VARIABLE: str(free_port())}
+    variables = {PUBLISH_ADDRESS_VARIABLE: publish_address}
+    if not os.environ.get(KAFKA_PORT_VARIABLE):
+        host = publish_address if is_own_address(publish_address) else LOOPBACK
+        variables[KAFKA_PORT_VARIABLE] = str(free_port(host))
+    return variables
 
 
 @pytest.hookimpl
-def pytest_e2e_stack_environment(settings: Settings, project_name: str) -> dict[str, str]:
-    """Each run's stack gets its own Kafka host port."""
-    return kafka_port_variables()
+def pytest_e2e_stack_environment(
+    settings: Settings, project_name: str, publish_address: str
+) -> dict[str, str]:
+    """Each run's stack: published on the session's address, with its own Kafka host port."""
+    return stack_variables(publish_address)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

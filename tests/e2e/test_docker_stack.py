@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from python_on_whales import DockerClient
 
 from e2e_stack import Engine, StackUnhealthy
@@ -90,7 +91,10 @@ def test_minimal_profile_selects_exactly_the_infrastructure(
 
 
 def test_every_service_is_ready_and_reachable_on_the_port_compose_reports(
-    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, docker_services: Any
+    minimal_stack: dict[str, str],
+    docker_manager: E2EDockerManager,
+    docker_services: Any,
+    stack_publish_address: str,
 ) -> None:
     containers = _containers_of(docker_manager.project.name)
     states = {
@@ -109,18 +113,25 @@ def test_every_service_is_ready_and_reachable_on_the_port_compose_reports(
     for service, container_port in published:
         # pytest-docker's own port_for answers on the plugin's stack (`docker compose port`).
         host_port = docker_services.port_for(service, container_port)
-        assert minimal_stack[service] == f"127.0.0.1:{host_port}"
-        with socket.create_connection(("127.0.0.1", host_port), timeout=5):
+        assert minimal_stack[service] == f"{stack_publish_address}:{host_port}"
+        with socket.create_connection((stack_publish_address, host_port), timeout=5):
             pass
 
 
-def test_kafka_advertises_the_port_the_run_environment_hook_chose(
-    minimal_stack: dict[str, str], stack_env_file: Path
+def test_kafka_advertises_the_address_and_port_the_run_environment_hook_chose(
+    minimal_stack: dict[str, str], stack_env_file: Path, stack_publish_address: str
 ) -> None:
-    """K2's pytest_e2e_stack_environment hook picks Kafka's host port before `up`."""
+    """K2's pytest_e2e_stack_environment hook picks Kafka's host port before `up`.
+
+    The broker itself, asked for its metadata, names the publish address and that port: a
+    client anywhere the address is reachable connects back to it, not to the engine's loopback.
+    """
     variables = dict(line.split("=", 1) for line in stack_env_file.read_text().split())
     chosen = os.environ.get(KAFKA_PORT_VARIABLE) or variables[KAFKA_PORT_VARIABLE]
-    assert minimal_stack["kafka"] == f"127.0.0.1:{chosen}"
+    assert minimal_stack["kafka"] == f"{stack_publish_address}:{chosen}"
+    metadata = AdminClient({"bootstrap.servers": minimal_stack["kafka"]}).list_topics(timeout=20)
+    advertised = {f"{broker.host}:{broker.port}" for broker in metadata.brokers.values()}
+    assert advertised == {minimal_stack["kafka"]}
 
 
 def test_every_container_runs_under_the_cpu_limit_exactly_when_one_is_set(
@@ -134,13 +145,14 @@ def test_every_container_runs_under_the_cpu_limit_exactly_when_one_is_set(
     assert parents == dict.fromkeys(parents, stack_cpu_limit)
 
 
-def test_published_ports_are_bound_to_loopback_only(
-    minimal_stack: dict[str, str], docker_manager: E2EDockerManager
+def test_published_ports_are_bound_to_the_publish_address_only(
+    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, stack_publish_address: str
 ) -> None:
+    """Loopback for a local engine: nothing of the stack is reachable from the network."""
     bindings = docker_manager.project.engine.port_bindings()
     assert bindings
     for container, address, _port in bindings:
-        assert address == "127.0.0.1", (container, address)
+        assert address == stack_publish_address, (container, address)
 
 
 async def test_service_logs_are_retrievable(
@@ -154,7 +166,10 @@ async def test_service_logs_are_retrievable(
 
 
 async def test_restarted_service_becomes_ready_and_fixtures_notice(
-    minimal_stack: dict[str, str], docker_manager: E2EDockerManager, docker_services: Any
+    minimal_stack: dict[str, str],
+    docker_manager: E2EDockerManager,
+    docker_services: Any,
+    stack_publish_address: str,
 ) -> None:
     name = docker_manager.project.name
     before = _containers_of(name)["minio"].state.started_at
@@ -169,7 +184,7 @@ async def test_restarted_service_becomes_ready_and_fixtures_notice(
         ["docker", "port", container.name, "9000/tcp"], capture_output=True, text=True, check=True
     ).stdout.split()[0]
     assert docker_manager.running_services["minio"] == reported
-    with socket.create_connection(("127.0.0.1", int(reported.rsplit(":", 1)[1])), timeout=5):
+    with socket.create_connection((stack_publish_address, int(reported.rsplit(":", 1)[1])), 5):
         pass
 
 
@@ -209,9 +224,9 @@ def test_faults_break_a_service_and_always_put_it_back(
 
 
 def test_teardown_leaves_nothing(
-    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path, stack_publish_address: str
 ) -> None:
-    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path)
+    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path, stack_publish_address)
     manager.project.with_profiles(("minimal",)).engine.compose("up -d --wait minio postgres")
     assert leftovers(Engine(), manager.project.name)["volumes"], "the stack made no volume"
     manager.stop_now()
@@ -222,7 +237,7 @@ def test_teardown_leaves_nothing(
 
 
 async def test_never_healthy_service_fails_setup_fast_with_its_logs(
-    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path, stack_publish_address: str
 ) -> None:
     broken = {
         "services": {
@@ -237,7 +252,9 @@ async def test_never_healthy_service_fails_setup_fast_with_its_logs(
             }
         }
     }
-    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path, broken)
+    manager = throwaway_stack(
+        pytestconfig.rootpath, stack_state, tmp_path, stack_publish_address, broken
+    )
     try:
         with pytest.raises(StackUnhealthy) as failure:
             await manager.start("minimal")
@@ -253,20 +270,22 @@ async def test_never_healthy_service_fails_setup_fast_with_its_logs(
 
 
 def test_invalid_compose_file_fails_preflight_before_any_container(
-    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path, stack_publish_address: str
 ) -> None:
     broken = {"services": {"kafka": {"ports": "not-a-list", "healthcheck": {"retries": "many"}}}}
-    manager = throwaway_stack(pytestconfig.rootpath, stack_state, tmp_path, broken)
+    manager = throwaway_stack(
+        pytestconfig.rootpath, stack_state, tmp_path, stack_publish_address, broken
+    )
     with pytest.raises(PreflightError, match="the compose files are invalid"):
         run_all(manager.project, lambda _: (), "start it", "build them", {})
     assert leftovers(Engine(), manager.project.name)["containers"] == []
 
 
 def test_taken_pinned_port_stops_the_session_with_one_line(
-    pytestconfig: pytest.Config, tmp_path: Path
+    pytestconfig: pytest.Config, tmp_path: Path, stack_publish_address: str
 ) -> None:
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
+        holder.bind((stack_publish_address, 0))
         holder.listen(1)
         port = holder.getsockname()[1]
         code, output = _nested_pytest(

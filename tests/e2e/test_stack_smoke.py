@@ -41,11 +41,11 @@ def stack(minimal_stack: dict[str, str], docker_manager: E2EDockerManager) -> Co
 
 
 def _registry_url(stack: ComposeProject) -> str:
-    return f"http://127.0.0.1:{stack.host_port('schema-registry', 8080)}/apis/ccompat/v7"
+    return f"http://{stack.host}:{stack.host_port('schema-registry', 8080)}/apis/ccompat/v7"
 
 
 def _bootstrap(stack: ComposeProject) -> str:
-    return f"127.0.0.1:{stack.host_port('kafka', 9094)}"
+    return f"{stack.host}:{stack.host_port('kafka', 9094)}"
 
 
 def _records(count: int) -> list[dict[str, Any]]:
@@ -128,9 +128,9 @@ def _catalog(stack: ComposeProject) -> Catalog:
     return load_catalog(
         "k2",
         type="rest",
-        uri=f"http://127.0.0.1:{stack.host_port('iceberg-rest', 8181)}",
+        uri=f"http://{stack.host}:{stack.host_port('iceberg-rest', 8181)}",
         **{
-            "s3.endpoint": f"http://127.0.0.1:{stack.host_port('minio', 9000)}",
+            "s3.endpoint": f"http://{stack.host}:{stack.host_port('minio', 9000)}",
             "s3.access-key-id": s3["MINIO_ROOT_USER"],
             "s3.secret-access-key": s3["MINIO_ROOT_PASSWORD"],
             "s3.region": stack.service_env("iceberg-rest")["AWS_REGION"],
@@ -143,7 +143,7 @@ def _minio_keys(stack: ComposeProject, prefix: str) -> set[str]:
     minio = fs.S3FileSystem(
         access_key=s3["MINIO_ROOT_USER"],
         secret_key=s3["MINIO_ROOT_PASSWORD"],
-        endpoint_override=f"127.0.0.1:{stack.host_port('minio', 9000)}",
+        endpoint_override=f"{stack.host}:{stack.host_port('minio', 9000)}",
         scheme="http",
         region=stack.service_env("iceberg-rest")["AWS_REGION"],
     )

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from e2e_stack import free_port
+from k2.stack import images, transfer
 from k2.stack.baseimage import mirrors_from_apt
 from k2.stack.errors import StackError
 from k2.stack.fetch import FetchStep
-from k2.stack.images import inputs_hash, load_specs
+from k2.stack.images import PlannedImage, inputs_hash, load_specs
 
 # Made-up mirror names: tests must not carry a real registry host.
 DEB822 = """\
@@ -148,3 +149,44 @@ def test_free_port_is_bindable_and_skips_taken_ports() -> None:
         port = free_port(rng=rng)
         assert port != taken
         assert 20000 <= port <= 32767
+
+
+def test_images_another_engine_built_for_the_same_inputs_are_copied_not_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _service(tmp_path, "a-svc", "")
+    _service(tmp_path, "b-svc", "")
+    _service(tmp_path, "c-svc", "")
+    a, b, c = load_specs(tmp_path)
+    planned = [PlannedImage(a, "h1", "build"), PlannedImage(b, "h2", "build")]
+    planned.append(PlannedImage(c, "h3", "up to date"))
+    asked: list[tuple[list[str], str]] = []
+
+    def on_source(refs: list[str], env: dict[str, str]) -> set[str]:
+        asked.append((sorted(refs), env["DOCKER_HOST"]))
+        return {"k2/a-svc:h1"}
+
+    monkeypatch.setattr(transfer, "present", on_source)
+    states = [item.state for item in images._copied(planned, "tcp://127.0.0.9:2375")]
+    assert states == ["copy", "build", "up to date"]
+    assert asked == [(["k2/a-svc:h1", "k2/b-svc:h2"], "tcp://127.0.0.9:2375")]
+
+
+def test_the_source_engine_is_named_without_a_docker_context() -> None:
+    env = transfer.engine_env("unix:///var/run/docker.sock")
+    assert env["DOCKER_HOST"] == "unix:///var/run/docker.sock"
+    assert "DOCKER_CONTEXT" not in env
+
+
+def test_k2_stacks_publish_on_the_session_address_with_kafka_free_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.e2e.k2_plugin import stack_variables
+
+    monkeypatch.delenv("K2_KAFKA_HOST_PORT", raising=False)
+    variables = stack_variables("127.0.0.2")
+    assert variables["K2_PUBLISH_ADDRESS"] == "127.0.0.2"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", int(variables["K2_KAFKA_HOST_PORT"])))
+    monkeypatch.setenv("K2_KAFKA_HOST_PORT", "29999")
+    assert stack_variables("127.0.0.1") == {"K2_PUBLISH_ADDRESS": "127.0.0.1"}

@@ -8,16 +8,19 @@ that dies is cleaned up by the next test run's sweep.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import anyio
 
 from e2e_stack import ComposeProject, StackManager
+from e2e_stack.engine import Engine
 from e2e_stack.identity import LabelKeys, RunIdentity
 from e2e_stack.manager import labelled_stack
+from e2e_stack.preflight import publish_address
 from e2e_stack.state import RUNS_DIR
-from tests.e2e.k2_plugin import REPO_ROOT, kafka_port_variables, plugin_ini
+from tests.e2e.k2_plugin import REPO_ROOT, plugin_ini, stack_variables
 
 OVERRIDE_FILE = "docker-compose.e2e.override.yml"
 
@@ -103,13 +106,18 @@ def _standalone(compose_file: Path, cgroup_parent: str | None) -> tuple[StackMan
     # The prefix and labels pyproject.toml gives the plugin: the sweep covers this stack too.
     name = identity.project_name(plugin_ini()["e2e_project_prefix"])
     run_dir = REPO_ROOT / RUNS_DIR / name
+    # The plugin's setting, read as pytest would read its variable (PreflightError if unset
+    # for a remote engine).
+    variable = f"{plugin_ini()['e2e_env_prefix']}_PUBLISH_ADDRESS"
+    address = publish_address(Engine().endpoint(), os.environ.get(variable), variable)
     manager = labelled_stack(
         [str(base), str(base.parent / OVERRIDE_FILE)],
         REPO_ROOT,
         name,
         run_dir,
-        kafka_port_variables(),
+        stack_variables(address),
         identity.labels(LabelKeys(plugin_ini()["e2e_label_namespace"])),
         cgroup_parent,
+        host=address,
     )
     return manager, run_dir

@@ -10,20 +10,28 @@ from typing import Any
 from e2e_stack import StackManager
 from e2e_stack.manager import labelled_stack
 from e2e_stack.state import RunState
-from tests.e2e.k2_plugin import kafka_port_variables
+from tests.e2e.k2_plugin import stack_variables
 
 
 def throwaway_stack(
-    root: Path, state: RunState, tmp_path: Path, broken: Mapping[str, Any] | None = None
+    root: Path,
+    state: RunState,
+    tmp_path: Path,
+    publish_address: str,
+    broken: Mapping[str, Any] | None = None,
 ) -> StackManager:
-    """A stack of this run (labelled, so the sweep covers it), with an optional overlay."""
+    """A stack of this run (labelled, so the sweep covers it), with an optional overlay.
+
+    It goes where the session's stack goes: the same engine, the same publish address.
+    """
     name = f"{state.identity.project_name(state.settings.project_prefix)}-t{uuid.uuid4().hex[:4]}"
     return labelled_stack(
         [str(path) for path in state.settings.compose_files],
         root,
         name,
         tmp_path,
-        kafka_port_variables(),
+        stack_variables(publish_address),
         state.identity.labels(state.keys),
         overlays=[broken] if broken is not None else (),
+        host=publish_address,
     )
