@@ -33,7 +33,7 @@ def _cmd_base_image(_: argparse.Namespace) -> None:
 
 def _cmd_images(args: argparse.Namespace) -> None:
     engine.ensure_engine()
-    images.build(_repo_root(), only=args.only or None, force=args.force)
+    images.build(_repo_root(), only=args.only or None, force=args.force, source=args.source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     images_cmd = sub.add_parser("images", help="build the service images whose inputs changed")
     images_cmd.add_argument("only", nargs="*", help="service names (default: all)")
     images_cmd.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    images_cmd.add_argument(
+        "--from",
+        dest="source",
+        metavar="DOCKER_HOST",
+        help="copy the base image and already built images from the engine at this endpoint "
+        "(e.g. unix:///var/run/docker.sock) into the target engine instead of building them",
+    )
     images_cmd.set_defaults(func=_cmd_images)
     args = parser.parse_args(argv)
     try:

@@ -19,11 +19,12 @@ import time
 import tomllib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from k2.stack import transfer
 from k2.stack._proc import run, tail
-from k2.stack.baseimage import ensure_base_image
+from k2.stack.baseimage import BASE_IMAGE, ensure_base_image
 from k2.stack.errors import StackError
 from k2.stack.fetch import FetchError, FetchStep
 
@@ -122,7 +123,8 @@ class PlannedImage:
 
     spec: ImageSpec
     inputs_hash: str
-    state: str  # "up to date", "retag" (built before, moving tag elsewhere) or "build"
+    state: str
+    """"up to date", "retag" (built before, moving tag elsewhere), "build" or "copy"."""
 
     @property
     def ref(self) -> str:
@@ -218,14 +220,26 @@ def _tag_and_prune(item: PlannedImage) -> None:
         run(["docker", "image", "rm", *stale], timeout=120)
 
 
+def _copied(planned: list[PlannedImage], source: str) -> list[PlannedImage]:
+    """Plan a copy from `source` for every image to build that `source` has built already."""
+    to_build = [item.ref for item in planned if item.state == "build"]
+    there = transfer.present(to_build, transfer.engine_env(source))
+    return [
+        replace(item, state="copy") if item.state == "build" and item.ref in there else item
+        for item in planned
+    ]
+
+
 def build(
-    repo_root: Path, only: list[str] | None = None, force: bool = False
+    repo_root: Path, only: list[str] | None = None, force: bool = False, source: str | None = None
 ) -> list[PlannedImage]:
     """Bring every (or each named) service image up to date; return what was planned.
 
     Fetches run in parallel (they mostly wait on the network), builds one at a time (the
     machines have two cores). Every image that can be built is; failures are reported
-    together at the end, and none of them is tagged.
+    together at the end, and none of them is tagged. With `source` (another engine's
+    DOCKER_HOST), the base image and every image that engine holds for the same inputs are
+    copied from it instead of built.
     """
     specs = load_specs(repo_root)
     if only:
@@ -235,9 +249,25 @@ def build(
             raise StackError(f"unknown image(s) {', '.join(unknown)}", f"choose from {known}")
         specs = [spec for spec in specs if spec.service in only]
     started = time.monotonic()
+    if source is not None and not transfer.present([BASE_IMAGE]):
+        print(f"k2-stack: copying {BASE_IMAGE} from {source}", flush=True)
+        transfer.copy([BASE_IMAGE], source)
     planned = plan(specs, repo_root, force=force)
+    if source is not None and not force:
+        planned = _copied(planned, source)
     for item in planned:
         _say(item.spec.service, f"{item.state} ({item.ref})")
+    to_copy = [item for item in planned if item.state == "copy"]
+    if to_copy:
+        copy_started = time.monotonic()
+        transfer.copy([item.ref for item in to_copy], source or "")
+        for item in to_copy:
+            _tag_and_prune(item)
+        print(
+            f"k2-stack: copied {len(to_copy)} image(s) from {source} in "
+            f"{time.monotonic() - copy_started:.1f}s",
+            flush=True,
+        )
     build_root = repo_root / ".build" / "images"
     build_root.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
