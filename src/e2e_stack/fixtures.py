@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import pytest
@@ -42,6 +40,7 @@ from e2e_stack.project import (
 )
 from e2e_stack.redact import Redactor, secrets_in
 from e2e_stack.settings import Settings
+from e2e_stack.signals import interrupt_on_sigterm
 from e2e_stack.state import FAULTS, RunState, run_state
 from e2e_stack.stats import StatsSampler
 from e2e_stack.sweep import sweep
@@ -258,11 +257,6 @@ def stack_project(
     return project.with_overlay(overlay)
 
 
-def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
-    """A CI cancel sends SIGTERM: turn it into Ctrl-C so teardown still runs."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @pytest.fixture(scope="session")
 def stack_manager(
     pytestconfig: pytest.Config,
@@ -284,8 +278,7 @@ def stack_manager(
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(line)
 
-    if stack_state.worker is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    interrupt_on_sigterm()  # in xdist workers too: each tears its own stack down
     root = pytestconfig.rootpath
     for verdict in sweep(
         stack_project.engine,

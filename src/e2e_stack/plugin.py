@@ -8,7 +8,9 @@ pytest-docker's and override its defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -19,7 +21,8 @@ import pytest
 from e2e_stack import hookspecs
 from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
-from e2e_stack.settings import Settings, add_options
+from e2e_stack.settings import Settings, add_options, engine_for
+from e2e_stack.signals import interrupt_on_sigterm
 from e2e_stack.state import FAULTS, STATE, RunState
 from e2e_stack.summary import ServiceRow, format_table, rows_for
 
@@ -52,6 +55,34 @@ class _XdistController:
         """Every worker's stack carries the controller's run id."""
         node.workerinput[_RUN_ID_KEY] = self._state.identity.run_id
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Remove what workers left: one stopped by a signal may not have torn down its stack.
+
+        Runs after xdist has shut every worker down, on each engine they may have used.
+        """
+        from e2e_stack.engine import Engine, EngineError  # Docker libraries: only now
+        from e2e_stack.sweep import remove_run
+
+        settings = self._state.settings
+        if getattr(config.option, "dist", "no") == "no":
+            return  # No workers ran.
+        endpoints: list[str | None] = [choice.endpoint for choice in settings.engines] or [None]
+        for endpoint in endpoints:
+            client = ("docker",) if endpoint is None else ("docker", "--host", endpoint)
+            try:
+                left = remove_run(
+                    Engine(client),
+                    self._state.identity.run_id,
+                    settings.project_prefix,
+                    self._state.keys,
+                )
+            except EngineError:
+                # No Docker here (a unit run under xdist), or the engine is gone: whatever
+                # is left carries a dead owner's labels, and the next run's sweep takes it.
+                continue
+            for project in left:
+                print(f"e2e-stack: removed worker stack {project} left after the run", flush=True)
+
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Collect each worker's summary rows."""
         output = getattr(node, "workeroutput", {})
@@ -64,14 +95,34 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve settings once (a bad value stops pytest with one line) and name this run."""
     settings = Settings.from_config(config)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    worker = workerinput.get("workerid")
+    settings = _on_own_engine(settings, worker)
     identity = RunIdentity.current(workerinput.get(_RUN_ID_KEY))
-    state = RunState(settings, identity, workerinput.get("workerid"))
+    state = RunState(settings, identity, worker)
     config.stash[STATE] = state
     from e2e_stack import fixtures
 
     config.pluginmanager.register(fixtures, "e2e-stack-fixtures")
     if state.worker is None and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(state), "e2e-stack-xdist")
+        # The controller starts no stack, but a `kill -TERM` of it must still reach its
+        # teardown, which shuts the workers down and removes what they leave.
+        interrupt_on_sigterm()
+
+
+def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
+    """Point this process at its engine of --e2e-engines (the docker CLI reads DOCKER_HOST).
+
+    Every Docker call of this process, the plugin's and the tests' alike, goes to that
+    engine from here on; its stacks publish on the address the entry names, or on the one
+    its endpoint implies.
+    """
+    choice = engine_for(worker, settings.engines)
+    if choice is None:
+        return settings
+    os.environ.pop("DOCKER_CONTEXT", None)
+    os.environ["DOCKER_HOST"] = choice.endpoint
+    return dataclasses.replace(settings, publish_address=choice.publish_address)
 
 
 def uses_stack(item: pytest.Item) -> bool:

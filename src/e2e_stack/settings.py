@@ -42,6 +42,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 # What compose accepts as a project name, and what a Docker label key may hold.
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _LABEL_NAMESPACE = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*$")
+_ENDPOINT = re.compile(r"^(unix://.+|(tcp|ssh)://[^\s=]+)$")
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,16 @@ OPTIONS: Final = {
         "connect to (default 127.0.0.1; for a tcp:// engine at a loopback address, that "
         "address); for a remote engine, one of its host's addresses this machine can reach",
     ),
+    "engines": Option(
+        "--e2e-engines",
+        "e2e_engines",
+        "ENGINES",
+        "Docker engines to spread stacks over, as ENDPOINT[=PUBLISH_ADDRESS] words (e.g. "
+        "unix:///var/run/docker.sock tcp://127.0.0.2:2375): xdist worker N runs its stack on "
+        "engine N modulo their number; without xdist the first is used (default: the engine "
+        "DOCKER_HOST or the docker context names)",
+        ini_type="args",
+    ),
 }
 
 
@@ -186,6 +197,44 @@ def _words(value: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class EngineChoice:
+    """One engine of --e2e-engines: its endpoint, and the address its stacks publish on."""
+
+    endpoint: str
+    publish_address: str | None = None
+
+    @classmethod
+    def parse(cls, word: str) -> EngineChoice:
+        """`tcp://host:2376=10.0.0.5` or `unix:///var/run/docker.sock`."""
+        endpoint, _, address = word.partition("=")
+        if not _ENDPOINT.match(endpoint):
+            raise SettingsError(
+                f"--e2e-engines entry {word!r} is not an engine endpoint: use unix:///path, "
+                "tcp://host:port or ssh://user@host, optionally =PUBLISH_ADDRESS"
+            )
+        return cls(endpoint, _ip_address("--e2e-engines", address) if address else None)
+
+
+def engine_for(worker: str | None, choices: tuple[EngineChoice, ...]) -> EngineChoice | None:
+    """The engine of xdist worker `gwN` (N modulo their number), the first one without xdist."""
+    if not choices:
+        return None
+    index = int(worker[2:]) if worker and worker[2:].isdigit() else 0
+    return choices[index % len(choices)]
+
+
+def _ip_address(what: str, value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise SettingsError(
+            f"{what} {value!r} is not an IP address: Docker publishes ports on an address, "
+            "not a name (e.g. 127.0.0.1 or 10.0.0.5)"
+        ) from None
+    return value
+
+
+@dataclass(frozen=True)
 class Settings:
     """The resolved settings of one session."""
 
@@ -202,6 +251,8 @@ class Settings:
     cpus: float | None
     publish_address: str | None = None
     """Named by the user; None means: derive it from the engine's endpoint."""
+    engines: tuple[EngineChoice, ...] = ()
+    """Engines to spread xdist workers' stacks over; empty means the current engine."""
     env_prefix: str = DEFAULT_ENV_PREFIX
     engine_hint: str = HINTS["engine_hint"][2]
     images_hint: str = HINTS["images_hint"][2]
@@ -271,13 +322,8 @@ class Settings:
             )
         publish_address = str(pick("publish_address") or "").strip() or None
         if publish_address is not None:
-            try:
-                ipaddress.ip_address(publish_address)
-            except ValueError:
-                raise SettingsError(
-                    f"--e2e-publish-address {publish_address!r} is not an IP address: Docker "
-                    "publishes ports on an address, not a name (e.g. 127.0.0.1 or 10.0.0.5)"
-                ) from None
+            _ip_address("--e2e-publish-address", publish_address)
+        engines = tuple(EngineChoice.parse(word) for word in _words(pick("engines")))
         return cls(
             compose_files=compose_files,
             profiles=_words(pick("profiles")),
@@ -289,6 +335,7 @@ class Settings:
             artifacts=artifacts,
             cpus=cpus,
             publish_address=publish_address,
+            engines=engines,
             env_prefix=prefix,
             **{name: (hints or {}).get(name) or default for name, (_, _, default) in HINTS.items()},
         )

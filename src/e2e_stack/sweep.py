@@ -71,3 +71,20 @@ def sweep(engine: Engine, host: str, prefix: str, keys: LabelKeys) -> list[Verdi
         if verdict.remove:
             engine.remove(verdict.resources)
     return verdicts
+
+
+def remove_run(engine: Engine, run_id: str, prefix: str, keys: LabelKeys) -> list[str]:
+    """Remove every stack of run `run_id` left on `engine`, unless kept; their project names.
+
+    For the xdist controller once its workers are gone: they share its run id, and one that
+    was interrupted (or killed) before its teardown leaves its stack behind.
+    """
+    mine = [
+        resource
+        for resource in engine.resources()
+        if resource.project.startswith(f"{prefix}-")
+        and resource.labels.get(keys.run_id) == run_id
+        and resource.labels.get(keys.keep) != "true"
+    ]
+    engine.remove(mine)
+    return sorted({resource.project for resource in mine})

@@ -34,9 +34,9 @@ from e2e_stack.readiness import (
     strategies,
 )
 from e2e_stack.redact import MASK, Redactor, secrets_in
-from e2e_stack.settings import Settings
+from e2e_stack.settings import EngineChoice, Settings, engine_for
 from e2e_stack.summary import ServiceRow, format_table, rows_for
-from e2e_stack.sweep import judge
+from e2e_stack.sweep import judge, remove_run
 from tests.e2e.k2_plugin import freshness_slo
 
 ROOT = Path("/repo")
@@ -143,6 +143,8 @@ def test_reuse_implies_keep() -> None:
         ({"project_prefix": "My Stack"}, {}, "cannot start a compose project name"),
         ({"label_namespace": "Org/Example"}, {}, "is not a label namespace"),
         ({}, {"K2_E2E_PUBLISH_ADDRESS": "build-box"}, "is not an IP address"),
+        ({"engines": "build-box:2376"}, {}, "is not an engine endpoint"),
+        ({"engines": "tcp://build-box:2376=box"}, {}, "is not an IP address"),
     ],
 )
 def test_bad_options_fail_with_one_line(
@@ -193,6 +195,18 @@ def test_labels_overlay_covers_services_networks_volumes() -> None:
 )
 def test_engine_address_follows_docker_host(env: dict[str, str], host: str) -> None:
     assert host_of_endpoint(env["DOCKER_HOST"]) == host
+
+
+def test_each_xdist_worker_gets_an_engine_of_the_list_in_turn() -> None:
+    settings = _resolve(
+        env={"K2_E2E_ENGINES": "unix:///var/run/docker.sock tcp://build-box:2376=10.0.0.5"}
+    )
+    local, remote = settings.engines
+    assert local == EngineChoice("unix:///var/run/docker.sock")
+    assert remote == EngineChoice("tcp://build-box:2376", "10.0.0.5")
+    picks = [engine_for(worker, settings.engines) for worker in (None, "gw0", "gw1", "gw2")]
+    assert picks == [local, local, remote, local]
+    assert engine_for("gw3", ()) is None
 
 
 def test_publish_address_is_a_setting_read_from_flag_env_and_ini() -> None:
@@ -274,6 +288,34 @@ def test_sweep_removes_only_dead_runs_of_ours_on_this_host() -> None:
     assert "kept" in by_project[f"{PREFIX}-kept"].reason
     assert "elsewhere" in by_project[f"{PREFIX}-remote"].reason
     assert "no run labels" in by_project[f"{PREFIX}-manual"].reason
+
+
+class _FakeEngine:
+    def __init__(self, resources: list[Resource]) -> None:
+        self.held = resources
+        self.removed: list[Resource] = []
+
+    def resources(self) -> list[Resource]:
+        return self.held
+
+    def remove(self, resources: list[Resource]) -> None:
+        self.removed += resources
+
+
+def test_the_xdist_controller_removes_its_workers_leftovers_and_nothing_else() -> None:
+    ours = RunIdentity("run1", 11, "1", "here", 1.0).labels(KEYS)
+    other_run = RunIdentity("run2", 12, "1", "here", 1.0).labels(KEYS)
+    kept = {**ours, KEYS.keep: "true"}
+    engine = _FakeEngine(
+        _resources(f"{PREFIX}-run1-gw0", ours)
+        + _resources(f"{PREFIX}-run1-gw1", kept)
+        + _resources(f"{PREFIX}-run2-gw0", other_run)
+        + _resources("someone-else", ours)
+    )
+    removed = remove_run(engine, "run1", PREFIX, KEYS)  # type: ignore[arg-type]
+    assert removed == [f"{PREFIX}-run1-gw0"]
+    assert {r.project for r in engine.removed} == {f"{PREFIX}-run1-gw0"}
+    assert len(engine.removed) == 3
 
 
 def test_sweep_finds_a_dead_run_from_its_leftover_volume_alone() -> None:
