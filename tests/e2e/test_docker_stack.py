@@ -41,6 +41,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 MINIMAL_SERVICES = {"kafka", "schema-registry", "minio", "minio-init", "postgres", "iceberg-rest"}
 NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "object-store"
+NESTED_TIMEOUT_S = 600
+NESTED_TEARDOWN_S = 120
+"""How long an interrupted nested session gets to tear its stack down before SIGKILL."""
 
 
 def _plain_compose(root: Path, *args: str) -> str:
@@ -62,16 +65,29 @@ def _containers_of(project: str) -> dict[str, Any]:
 
 
 def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, str]:
-    """Run another pytest session; its exit code and whole output."""
-    proc = subprocess.run(
+    """Run another pytest session; its exit code and whole output.
+
+    If this run is interrupted (Ctrl-C, kill -TERM), the nested one gets SIGTERM, not the
+    SIGKILL `subprocess.run` would send, so it tears its own stack down before this run ends.
+    """
+    with subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd,
         env={**os.environ, **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=NESTED_TIMEOUT_S)
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=NESTED_TEARDOWN_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    return proc.returncode, output
 
 
 # -- the session's stack -----------------------------------------------------------------
