@@ -115,13 +115,15 @@ def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
 
     Every Docker call of this process, the plugin's and the tests' alike, goes to that
     engine from here on; its stacks publish on the address the entry names, or on the one
-    its endpoint implies.
+    its endpoint implies. A pytest session this process starts (a test of the plugin
+    itself) inherits that one engine, not the list, whose first entry may be another.
     """
     choice = engine_for(worker, settings.engines)
     if choice is None:
         return settings
     os.environ.pop("DOCKER_CONTEXT", None)
     os.environ["DOCKER_HOST"] = choice.endpoint
+    os.environ[settings.env_name("ENGINES")] = str(choice)
     return dataclasses.replace(settings, publish_address=choice.publish_address)
 
 

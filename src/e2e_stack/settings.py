@@ -214,6 +214,10 @@ class EngineChoice:
             )
         return cls(endpoint, _ip_address("--e2e-engines", address) if address else None)
 
+    def __str__(self) -> str:
+        """The entry as `parse` reads it."""
+        return f"{self.endpoint}={self.publish_address}" if self.publish_address else self.endpoint
+
 
 def engine_for(worker: str | None, choices: tuple[EngineChoice, ...]) -> EngineChoice | None:
     """The engine of xdist worker `gwN` (N modulo their number), the first one without xdist."""

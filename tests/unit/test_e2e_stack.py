@@ -15,6 +15,7 @@ from e2e_stack.bundles import bundle_dir
 from e2e_stack.engine import COMPOSE_PROJECT_LABEL, ComposeBinding, Resource, host_of_endpoint
 from e2e_stack.identity import LabelKeys, RunIdentity
 from e2e_stack.manager import NO_PROFILE, StackManager, growth_order
+from e2e_stack.plugin import _on_own_engine
 from e2e_stack.preflight import (
     PortPin,
     PreflightError,
@@ -207,6 +208,22 @@ def test_each_xdist_worker_gets_an_engine_of_the_list_in_turn() -> None:
     picks = [engine_for(worker, settings.engines) for worker in (None, "gw0", "gw1", "gw2")]
     assert picks == [local, local, remote, local]
     assert engine_for("gw3", ()) is None
+
+
+def test_a_worker_and_the_sessions_it_starts_use_its_engine_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = "unix:///var/run/docker.sock tcp://build-box:2376=10.0.0.5"
+    monkeypatch.setenv("K2_E2E_ENGINES", listed)
+    monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # restored after the test
+    settings = _on_own_engine(_resolve(env={"K2_E2E_ENGINES": listed}), "gw1")
+    assert settings.publish_address == "10.0.0.5"
+    assert os.environ["DOCKER_HOST"] == "tcp://build-box:2376"
+    assert "DOCKER_CONTEXT" not in os.environ
+    # A nested session (no worker id) reads the environment this worker leaves.
+    nested = _resolve(env={"K2_E2E_ENGINES": os.environ["K2_E2E_ENGINES"]})
+    assert nested.engines == (EngineChoice("tcp://build-box:2376", "10.0.0.5"),)
 
 
 def test_publish_address_is_a_setting_read_from_flag_env_and_ini() -> None:
