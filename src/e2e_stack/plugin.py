@@ -22,7 +22,7 @@ from e2e_stack import hookspecs
 from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
 from e2e_stack.settings import Settings, add_options, engine_for
-from e2e_stack.signals import interrupt_on_sigterm
+from e2e_stack.signals import interrupt_on_sigterm, wait_for_signalled
 from e2e_stack.state import FAULTS, STATE, RunState
 from e2e_stack.summary import ServiceRow, format_table, rows_for
 
@@ -33,6 +33,8 @@ _SUMMARY_KEY: Final = "e2e_stack_summary"
 _FAULTS_KEY: Final = "e2e_stack_faults"
 FAULTS_JSON: Final = "faults.json"
 _STARTED = pytest.StashKey[datetime]()
+SIGNALLED_DEADLINE_S: Final = 120.0
+"""How long the controller waits, after SIGTERM, for its workers and their sessions to end."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -66,6 +68,13 @@ class _XdistController:
         settings = self._state.settings
         if getattr(config.option, "dist", "no") == "no":
             return  # No workers ran.
+        still = wait_for_signalled(SIGNALLED_DEADLINE_S)
+        if still:
+            print(
+                f"e2e-stack: processes {still} of this run still run "
+                f"{SIGNALLED_DEADLINE_S:.0f} s after SIGTERM; their stacks go to the next sweep",
+                flush=True,
+            )
         endpoints: list[str | None] = [choice.endpoint for choice in settings.engines] or [None]
         for endpoint in endpoints:
             client = ("docker",) if endpoint is None else ("docker", "--host", endpoint)
@@ -106,8 +115,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.worker is None and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(state), "e2e-stack-xdist")
         # The controller starts no stack, but a `kill -TERM` of it must still reach its
-        # teardown, which shuts the workers down and removes what they leave.
-        interrupt_on_sigterm()
+        # teardown, which shuts the workers down and removes what they leave; the workers
+        # get the signal too, so that each stops its test and tears its stack down now.
+        interrupt_on_sigterm(forward=True)
+    elif state.worker is not None:
+        interrupt_on_sigterm()  # Before any test: a nested session's test has no stack.
 
 
 def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
@@ -115,15 +127,17 @@ def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
 
     Every Docker call of this process, the plugin's and the tests' alike, goes to that
     engine from here on; its stacks publish on the address the entry names, or on the one
-    its endpoint implies. A pytest session this process starts (a test of the plugin
-    itself) inherits that one engine, not the list, whose first entry may be another.
+    its endpoint implies. A pytest session a worker starts (a test of the plugin itself)
+    inherits the worker's one engine, not the list, whose first entry may be another; the
+    controller keeps the list, which its workers inherit.
     """
     choice = engine_for(worker, settings.engines)
     if choice is None:
         return settings
     os.environ.pop("DOCKER_CONTEXT", None)
     os.environ["DOCKER_HOST"] = choice.endpoint
-    os.environ[settings.env_name("ENGINES")] = str(choice)
+    if worker is not None:
+        os.environ[settings.env_name("ENGINES")] = str(choice)
     return dataclasses.replace(settings, publish_address=choice.publish_address)
 
 

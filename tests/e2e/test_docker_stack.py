@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -67,27 +68,35 @@ def _containers_of(project: str) -> dict[str, Any]:
 def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, str]:
     """Run another pytest session; its exit code and whole output.
 
-    If this run is interrupted (Ctrl-C, kill -TERM), the nested one gets SIGTERM, not the
-    SIGKILL `subprocess.run` would send, so it tears its own stack down before this run ends.
+    If this run is interrupted (Ctrl-C, kill -TERM, or an xdist worker being shut down), the
+    nested one gets SIGTERM, not the SIGKILL `subprocess.run` would send, so it tears its own
+    stack down. Its output goes to a file, not a pipe: a pipe would break when this process
+    dies first, and the nested session would fail writing its teardown's progress, before
+    `down`. The wait has a timeout so that an interrupt reaches it (an xdist worker is
+    interrupted from another thread).
     """
-    with subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
+    with (
+        tempfile.TemporaryFile(mode="w+") as out,
+        subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc,
+    ):
         try:
-            output, _ = proc.communicate(timeout=NESTED_TIMEOUT_S)
+            proc.wait(timeout=NESTED_TIMEOUT_S)
         except BaseException:
             proc.terminate()
             try:
-                proc.communicate(timeout=NESTED_TEARDOWN_S)
+                proc.wait(timeout=NESTED_TEARDOWN_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
-    return proc.returncode, output
+        out.seek(0)
+        return proc.returncode, out.read()
 
 
 # -- the session's stack -----------------------------------------------------------------

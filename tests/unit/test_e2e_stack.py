@@ -224,6 +224,10 @@ def test_a_worker_and_the_sessions_it_starts_use_its_engine_only(
     # A nested session (no worker id) reads the environment this worker leaves.
     nested = _resolve(env={"K2_E2E_ENGINES": os.environ["K2_E2E_ENGINES"]})
     assert nested.engines == (EngineChoice("tcp://build-box:2376", "10.0.0.5"),)
+    # The controller (no worker id) keeps the whole list for the workers it starts.
+    monkeypatch.setenv("K2_E2E_ENGINES", listed)
+    _on_own_engine(_resolve(env={"K2_E2E_ENGINES": listed}), None)
+    assert os.environ["K2_E2E_ENGINES"] == listed
 
 
 def test_publish_address_is_a_setting_read_from_flag_env_and_ini() -> None:
