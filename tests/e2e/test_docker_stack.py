@@ -10,6 +10,7 @@ CLI as a user would call it, the engine's own inspect, sockets.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
 from tests.e2e.k2_plugin import KAFKA_PORT_VARIABLE
 from tests.e2e.utils.docker_manager import E2EDockerManager
+from tests.e2e.utils.hops import poll_until
 from tests.e2e.utils.stacks import throwaway_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -414,6 +416,70 @@ def test_overridden_name_and_files_change_what_runs_and_what_is_watched(
     assert code == 0, output[-3000:]
     assert f"starting profile 'minimal' of {name}" in output, output[-3000:]
     assert leftovers(Engine(), name) == NOTHING
+
+
+HOLDING_SUITE_INI = """
+[pytest]
+e2e_compose_files = {compose}
+e2e_project_prefix = sigterm
+e2e_label_namespace = org.example.sigterm
+e2e_env_prefix = SIGTERM_E2E
+"""
+HOLDING_SUITE_TEST = """
+import pathlib, time
+
+def test_holds_its_stack(running_stack, stack_manager, worker_id):
+    pathlib.Path({marks!r}, worker_id).write_text(stack_manager.project.name)
+    try:
+        time.sleep(600)
+    except KeyboardInterrupt as interrupt:  # what interrupted it: the signal, or xdist later
+        pathlib.Path({marks!r}, "interrupted").mkdir(exist_ok=True)
+        pathlib.Path({marks!r}, "interrupted", worker_id).write_text(repr(interrupt))
+        raise
+"""
+
+
+def test_sigterm_of_a_parallel_run_removes_every_workers_stack(tmp_path: Path) -> None:
+    """`kill -TERM` of an `-n 2` run (a cancelled CI job): both workers' stacks are gone after.
+
+    The example's smallest profile (one MinIO) keeps it cheap; each worker holds its stack in
+    a test that would run for ten minutes, so only the signal can end the run, and records
+    what interrupted it.
+    """
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text(HOLDING_SUITE_INI.format(compose=EXAMPLE / "compose.yaml"))
+    (suite / "test_hold.py").write_text(HOLDING_SUITE_TEST.format(marks=str(marks)))
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "each"]
+    with (
+        tempfile.TemporaryFile(mode="w+") as out,
+        subprocess.Popen(argv, cwd=suite, stdout=out, stderr=subprocess.STDOUT, text=True) as run,
+    ):
+
+        def holding() -> list[str]:
+            if run.poll() is not None:
+                out.seek(0)
+                raise AssertionError(f"the run ended by itself:\n{out.read()[-3000:]}")
+            return sorted(mark.read_text() for mark in marks.iterdir() if mark.is_file())
+
+        try:
+            names = poll_until(holding, lambda names: len(names) == 2, 180, "both workers' stacks")
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(timeout=180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        out.seek(0)
+        output = out.read()
+    assert code != 0, output[-3000:]
+    # The controller passed SIGTERM on at once (xdist alone interrupts a worker's test only
+    # after asking it to stop, waiting five seconds, and with no signal in the interrupt).
+    interrupts = sorted(mark.read_text() for mark in (marks / "interrupted").iterdir())
+    assert interrupts == ["KeyboardInterrupt('signal 15')"] * 2, output[-3000:]
+    for name in names:
+        assert leftovers(Engine(), name) == NOTHING, output[-3000:]
 
 
 def test_a_second_compose_project_runs_through_the_plugin_alone() -> None:
