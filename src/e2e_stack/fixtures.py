@@ -28,6 +28,7 @@ from e2e_stack.manager import (
     StackManager,
     growth_order,
     profiles_of,
+    reachable_profiles,
 )
 from e2e_stack.preflight import PreflightError
 from e2e_stack.project import (
@@ -107,15 +108,9 @@ def stack_preflight(
     def growing_to(everything: dict[str, Any]) -> tuple[str, ...]:
         """The profiles this session may grow to: their images must all be there."""
         try:
-            order = growth_order(everything, stack_settings.profiles)
+            return reachable_profiles(everything, stack_settings.profiles, stack_settings.profile)
         except ValueError as exc:
             raise PreflightError(str(exc)) from exc
-        start = stack_settings.profile or order[0]
-        if start not in order:
-            raise PreflightError(
-                f"profile {start!r} is not in the compose files: choose one of {', '.join(order)}"
-            )
-        return tuple(p for p in order[order.index(start) :] if p)
 
     try:
         everything = preflight.run_all(

@@ -75,6 +75,23 @@ def growth_order(everything: Mapping[str, Any], configured: Sequence[str] = ()) 
     return tuple(sorted(named, key=lambda p: (size(p), p)))
 
 
+def reachable_profiles(
+    everything: Mapping[str, Any], configured: Sequence[str], start: str | None
+) -> tuple[str, ...]:
+    """The profiles a session starting at `start` (None: the smallest) may grow to.
+
+    Preflight checks the images of all of them, so that growing in the middle of a run
+    never stops at a missing image. ValueError names a profile the files do not define.
+    """
+    order = growth_order(everything, configured)
+    first = start or order[0]
+    if first not in order:
+        raise ValueError(
+            f"profile {first!r} is not in the compose files: choose one of {', '.join(order)}"
+        )
+    return tuple(profile for profile in order[order.index(first) :] if profile)
+
+
 def _as_list(commands: str | Sequence[str]) -> list[str]:
     """pytest-docker accepts one command as a string, or a list; nothing means no command."""
     if not commands:

@@ -14,11 +14,12 @@ import pytest
 from e2e_stack.bundles import bundle_dir
 from e2e_stack.engine import COMPOSE_PROJECT_LABEL, ComposeBinding, Resource, host_of_endpoint
 from e2e_stack.identity import LabelKeys, RunIdentity
-from e2e_stack.manager import NO_PROFILE, StackManager, growth_order
+from e2e_stack.manager import NO_PROFILE, StackManager, growth_order, reachable_profiles
 from e2e_stack.plugin import _on_own_engine
 from e2e_stack.preflight import (
     PortPin,
     PreflightError,
+    check_images,
     check_ports,
     pinned_ports,
     publish_address,
@@ -586,6 +587,39 @@ def test_growth_order_follows_the_compose_files() -> None:
     with pytest.raises(ValueError, match="huge"):
         growth_order(model, ["huge"])
     assert growth_order({"services": {"x": {}}}) == (NO_PROFILE,)
+
+
+GROWING_MODEL: dict[str, Any] = {
+    "services": {
+        "store": {"image": "demo/store:1", "profiles": ["small", "large"]},
+        "api": {"image": "demo/api:1", "profiles": ["large"]},
+        "built": {"image": "demo/built:1", "build": {"context": "."}, "profiles": ["large"]},
+    }
+}
+
+
+class _ImagesOnly:
+    """An engine that holds these image tags, and answers nothing else."""
+
+    def __init__(self, *tags: str) -> None:
+        self._tags = set(tags)
+
+    def image_tags(self) -> set[str]:
+        return self._tags
+
+
+def test_preflight_wants_the_images_of_every_profile_the_session_may_grow_to() -> None:
+    assert reachable_profiles(GROWING_MODEL, (), None) == ("small", "large")
+    assert reachable_profiles(GROWING_MODEL, (), "large") == ("large",)
+    with pytest.raises(ValueError, match="'huge' is not in the compose files"):
+        reachable_profiles(GROWING_MODEL, (), "huge")
+    engine: Any = _ImagesOnly("demo/store:1")
+    # Starting small, the session may grow to `large`: its API image is checked already.
+    with pytest.raises(PreflightError, match=r"demo/api:1 missing: run make-images"):
+        check_images(engine, GROWING_MODEL, ("small", "large"), "run make-images")
+    check_images(engine, GROWING_MODEL, ("small",), "run make-images")
+    # An image compose builds itself is not asked for.
+    check_images(_ImagesOnly("demo/store:1", "demo/api:1"), GROWING_MODEL, ("large",), "")  # type: ignore[arg-type]
 
 
 def test_setup_and_cleanup_take_pytest_dockers_string_or_list_forms() -> None:

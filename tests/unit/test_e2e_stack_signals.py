@@ -19,8 +19,8 @@ WORKER = textwrap.dedent(
     import os, signal, sys, time
     from e2e_stack.signals import interrupt_on_sigterm
     interrupt_on_sigterm()
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)  # inside: the signal may come the moment it is read
         time.sleep(60)
     except KeyboardInterrupt:
         os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM, as from a killed group
@@ -38,8 +38,8 @@ CONTROLLER = textwrap.dedent(
                                 stdout=subprocess.PIPE, text=True) for path in sys.argv[2:]]
     for worker in workers:
         worker.stdout.readline()
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)
         for worker in workers:
             worker.wait()
     except KeyboardInterrupt:
