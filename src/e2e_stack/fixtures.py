@@ -273,7 +273,7 @@ def stack_manager(
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(line)
 
-    interrupt_on_sigterm()  # in xdist workers too: each tears its own stack down
+    interrupt_on_sigterm()  # A session without xdist (workers installed it at configure).
     root = pytestconfig.rootpath
     for verdict in sweep(
         stack_project.engine,

@@ -9,6 +9,7 @@ CLI as a user would call it, the engine's own inspect, sockets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,9 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -67,15 +69,27 @@ def _containers_of(project: str) -> dict[str, Any]:
     return {(c.config.labels or {})["com.docker.compose.service"]: c for c in found}
 
 
-def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, str]:
-    """Run another pytest session; its exit code and whole output.
+@dataclass(frozen=True)
+class _Session:
+    """Another pytest session running in the background, and its output so far."""
 
-    If this run is interrupted (Ctrl-C, kill -TERM, or an xdist worker being shut down), the
-    nested one gets SIGTERM, not the SIGKILL `subprocess.run` would send, so it tears its own
+    proc: subprocess.Popen[str]
+    out: IO[str]
+
+    def output(self) -> str:
+        self.out.seek(0)
+        return self.out.read()
+
+
+@contextlib.contextmanager
+def _pytest_session(cwd: Path, env: Mapping[str, str], *args: str) -> Iterator[_Session]:
+    """Start another pytest session; if the block fails or is interrupted, stop it cleanly.
+
+    Interrupted (Ctrl-C, kill -TERM, an xdist worker being shut down) or failed, the nested
+    session gets SIGTERM, not the SIGKILL `subprocess.run` would send, so it tears its own
     stack down. Its output goes to a file, not a pipe: a pipe would break when this process
     dies first, and the nested session would fail writing its teardown's progress, before
-    `down`. The wait has a timeout so that an interrupt reaches it (an xdist worker is
-    interrupted from another thread).
+    `down`.
     """
     with (
         tempfile.TemporaryFile(mode="w+") as out,
@@ -89,7 +103,7 @@ def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, 
         ) as proc,
     ):
         try:
-            proc.wait(timeout=NESTED_TIMEOUT_S)
+            yield _Session(proc, out)
         except BaseException:
             proc.terminate()
             try:
@@ -97,8 +111,17 @@ def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, 
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
-        out.seek(0)
-        return proc.returncode, out.read()
+
+
+def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, str]:
+    """Run another pytest session to its end; its exit code and whole output.
+
+    The wait has a timeout so that an interrupt reaches it (an xdist worker is interrupted
+    from another thread, which a wait without one would not notice).
+    """
+    with _pytest_session(cwd, env, *args) as session:
+        code = session.proc.wait(timeout=NESTED_TIMEOUT_S)
+        return code, session.output()
 
 
 # -- the session's stack -----------------------------------------------------------------
@@ -452,32 +475,23 @@ def test_sigterm_of_a_parallel_run_removes_every_workers_stack(tmp_path: Path) -
     suite.mkdir()
     (suite / "pytest.ini").write_text(HOLDING_SUITE_INI.format(compose=EXAMPLE / "compose.yaml"))
     (suite / "test_hold.py").write_text(HOLDING_SUITE_TEST.format(marks=str(marks)))
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "each"]
-    with (
-        tempfile.TemporaryFile(mode="w+") as out,
-        subprocess.Popen(argv, cwd=suite, stdout=out, stderr=subprocess.STDOUT, text=True) as run,
-    ):
+    with _pytest_session(suite, {}, "-n", "2", "--dist", "each") as run:
 
         def holding() -> list[str]:
-            if run.poll() is not None:
-                out.seek(0)
-                raise AssertionError(f"the run ended by itself:\n{out.read()[-3000:]}")
+            if run.proc.poll() is not None:
+                raise AssertionError(f"the run ended by itself:\n{run.output()[-3000:]}")
             return sorted(mark.read_text() for mark in marks.iterdir() if mark.is_file())
 
-        try:
-            names = poll_until(holding, lambda names: len(names) == 2, 180, "both workers' stacks")
-            run.send_signal(signal.SIGTERM)
-            code = run.wait(timeout=180)
-        finally:
-            if run.poll() is None:
-                run.kill()
-        out.seek(0)
-        output = out.read()
+        names = poll_until(holding, lambda names: len(names) == 2, 180, "both workers' stacks")
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.proc.wait(timeout=180)
+        output = run.output()
     assert code != 0, output[-3000:]
     # The controller passed SIGTERM on at once (xdist alone interrupts a worker's test only
     # after asking it to stop, waiting five seconds, and with no signal in the interrupt).
     interrupts = sorted(mark.read_text() for mark in (marks / "interrupted").iterdir())
-    assert interrupts == ["KeyboardInterrupt('signal 15')"] * 2, output[-3000:]
+    by_signal = repr(KeyboardInterrupt(f"signal {int(signal.SIGTERM)}"))
+    assert interrupts == [by_signal] * 2, output[-3000:]
     for name in names:
         assert leftovers(Engine(), name) == NOTHING, output[-3000:]
 

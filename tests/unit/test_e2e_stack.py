@@ -614,12 +614,13 @@ def test_preflight_wants_the_images_of_every_profile_the_session_may_grow_to() -
     with pytest.raises(ValueError, match="'huge' is not in the compose files"):
         reachable_profiles(GROWING_MODEL, (), "huge")
     engine: Any = _ImagesOnly("demo/store:1")
+    both: Any = _ImagesOnly("demo/store:1", "demo/api:1")
     # Starting small, the session may grow to `large`: its API image is checked already.
     with pytest.raises(PreflightError, match=r"demo/api:1 missing: run make-images"):
         check_images(engine, GROWING_MODEL, ("small", "large"), "run make-images")
     check_images(engine, GROWING_MODEL, ("small",), "run make-images")
     # An image compose builds itself is not asked for.
-    check_images(_ImagesOnly("demo/store:1", "demo/api:1"), GROWING_MODEL, ("large",), "")  # type: ignore[arg-type]
+    check_images(both, GROWING_MODEL, ("large",), "")
 
 
 def test_setup_and_cleanup_take_pytest_dockers_string_or_list_forms() -> None:
