@@ -23,6 +23,7 @@ The public surface is this module; the modules behind it each own one concern:
 | bundles     | failure bundles; `redact` keeps secrets out of them               |
 | stats       | peak CPU/memory; `summary` the end-of-run table                   |
 | cpu_limit   | the slow-machine mode; `cpu_meter` and `calibration` measure CPU   |
+| target      | an external deployment (--e2e-target): addresses, no control      |
 | fixtures    | the fixtures; `plugin` the pytest hooks; `hookspecs` the hooks     |
 """
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         Verdict,
     )
     from e2e_stack.settings import Settings
+    from e2e_stack.target import Deployment, Target
     from e2e_stack.waiting import StackUnhealthy
 
 # Loaded on first use: pytest imports this package with every run (the entry point), and a
@@ -66,12 +68,15 @@ _HOME = {
     "Readiness": "readiness",
     "Verdict": "readiness",
     "Settings": "settings",
+    "Deployment": "target",
+    "Target": "target",
     "StackUnhealthy": "waiting",
 }
 __all__ = [
     "CompletesSuccessfully",
     "ComposeProject",
     "ContainerState",
+    "Deployment",
     "Engine",
     "EngineError",
     "FaultRecord",
@@ -83,6 +88,7 @@ __all__ = [
     "Settings",
     "StackManager",
     "StackUnhealthy",
+    "Target",
     "Verdict",
     "free_port",
 ]

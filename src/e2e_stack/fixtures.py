@@ -42,9 +42,10 @@ from e2e_stack.project import (
 from e2e_stack.redact import Redactor, secrets_in
 from e2e_stack.settings import Settings
 from e2e_stack.signals import interrupt_on_sigterm
-from e2e_stack.state import FAULTS, RunState, run_state
+from e2e_stack.state import FAULTS, RunState, run_state, uses_stack
 from e2e_stack.stats import StatsSampler
 from e2e_stack.sweep import sweep
+from e2e_stack.target import Target
 
 PREFLIGHT_EXIT = 4
 
@@ -64,6 +65,31 @@ def stack_settings(pytestconfig: pytest.Config) -> Settings:
 def stack_state(pytestconfig: pytest.Config) -> RunState:
     """This process's run: settings, identity, xdist worker."""
     return run_state(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def stack_target(stack_state: RunState) -> Target | None:
+    """The deployment of --e2e-target, checked reachable once; None when this run has a stack.
+
+    A fixture that gives tests a way to the services asks this one first: with a target,
+    it hands out the target's addresses and never touches `stack_manager`.
+    """
+    target = stack_state.target
+    if target is not None:
+        down = target.unreachable()
+        if down:
+            _stop(f"--e2e-target {target.path}: not reachable from here: " + "; ".join(down))
+    return target
+
+
+def _refuse_with_target(state: RunState, what: str) -> None:
+    """Nothing of an external target's may be started, stopped or removed: fail instead."""
+    if state.target is not None:
+        pytest.fail(
+            f"{what} is not available with --e2e-target {state.target.path}: it controls "
+            "containers; a test that needs it must not be marked operational",
+            pytrace=False,
+        )
 
 
 # -- pytest-docker's fixtures, with this plugin's defaults -----------------------------------
@@ -98,6 +124,7 @@ def stack_preflight(
     stack_publish_address: str,
 ) -> dict[str, Any]:
     """Every check before `up`; the model of every profile. pytest stops here if one fails."""
+    _refuse_with_target(run_state(pytestconfig), "the stack (stack_preflight)")
     probe = ComposeProject.from_fixtures(
         "docker compose",
         docker_compose_file,
@@ -263,6 +290,7 @@ def stack_manager(
     docker_cleanup: str | list[str],
 ) -> Iterator[StackManager]:
     """The session's stack: sweeps dead runs' stacks first, tears its own down at the end."""
+    _refuse_with_target(stack_state, "stack_manager")
     reporter: Any = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capture: Any = pytestconfig.pluginmanager.get_plugin("capturemanager")
 
@@ -361,5 +389,5 @@ def _stack_still_ready(request: pytest.FixtureRequest) -> None:
     manager = run_state(request.config).manager
     if manager is None or manager.active_profile is None:
         return
-    if "stack_manager" in request.fixturenames:
+    if uses_stack(request.fixturenames):
         manager.ensure_still_ready()

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Generator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -23,14 +24,17 @@ from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
 from e2e_stack.settings import Settings, add_options, engine_for
 from e2e_stack.signals import interrupt_on_sigterm, wait_for_signalled
-from e2e_stack.state import FAULTS, STATE, RunState
+from e2e_stack.state import CONTROL_FIXTURE, FAULTS, STATE, RunState
+from e2e_stack.state import uses_stack as _uses_stack
 from e2e_stack.summary import ServiceRow, format_table, rows_for
+from e2e_stack.target import Target
 
-STACK_FIXTURE: Final = "stack_manager"
-"""A test uses the stack when this fixture is in its closure (every stack fixture needs it)."""
+OPERATIONAL_MARKER: Final = "operational"
+"""Marks a test that is safe against a deployment: it only reads and writes its own data."""
 _RUN_ID_KEY: Final = "e2e_stack_run_id"
 _SUMMARY_KEY: Final = "e2e_stack_summary"
 _FAULTS_KEY: Final = "e2e_stack_faults"
+_DESELECTED_KEY: Final = "e2e_stack_deselected"
 FAULTS_JSON: Final = "faults.json"
 _STARTED = pytest.StashKey[datetime]()
 SIGNALLED_DEADLINE_S: Final = 120.0
@@ -66,8 +70,8 @@ class _XdistController:
         from e2e_stack.sweep import remove_run
 
         settings = self._state.settings
-        if getattr(config.option, "dist", "no") == "no":
-            return  # No workers ran.
+        if getattr(config.option, "dist", "no") == "no" or settings.target is not None:
+            return  # No workers ran, or they ran against a target: nothing of ours to remove.
         still = wait_for_signalled(SIGNALLED_DEADLINE_S)
         if still:
             print(
@@ -98,6 +102,9 @@ class _XdistController:
         for row in output.get(_SUMMARY_KEY, []):
             self._state.findings.worker_rows.append(ServiceRow(**row))
         self._state.findings.faults += output.get(_FAULTS_KEY, [])
+        # Every worker collects the same tests: the first to finish tells why some were left.
+        if not self._state.findings.deselected:
+            self._state.findings.deselected.update(output.get(_DESELECTED_KEY, {}))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,7 +115,16 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = _on_own_engine(settings, worker)
     identity = RunIdentity.current(workerinput.get(_RUN_ID_KEY))
     state = RunState(settings, identity, worker)
+    if settings.target is not None:
+        _refuse_target_read_as_a_test_path(config, settings.target)
+        # Read now: a bad file stops pytest with one line, before anything is collected.
+        state.target = Target.load(settings.target, os.environ)
     config.stash[STATE] = state
+    config.addinivalue_line(
+        "markers",
+        f"{OPERATIONAL_MARKER}: safe against a running deployment (--e2e-target): reads "
+        "and writes only its own data, never controls containers",
+    )
     from e2e_stack import fixtures
 
     config.pluginmanager.register(fixtures, "e2e-stack-fixtures")
@@ -120,6 +136,25 @@ def pytest_configure(config: pytest.Config) -> None:
         interrupt_on_sigterm(forward=True)
     elif state.worker is not None:
         interrupt_on_sigterm()  # Before any test: a nested session's test has no stack.
+
+
+def _refuse_target_read_as_a_test_path(config: pytest.Config, target: Path) -> None:
+    """Stop a run whose `--e2e-target FILE` pytest took for a test path too.
+
+    pytest finds its rootdir and ini file before plugins add their options, so an existing
+    file after a separate `--e2e-target` counts as a path then: outside the project, the
+    project's ini (markers, addopts) is never read. `--e2e-target=FILE` has no such problem.
+    """
+    args = list(config.invocation_params.args)
+    separate = any(
+        arg == "--e2e-target" and index + 1 < len(args) for index, arg in enumerate(args)
+    )
+    here = config.invocation_params.dir.resolve()
+    if separate and (config.inipath is None or not here.is_relative_to(config.rootpath.resolve())):
+        raise pytest.UsageError(
+            f"write --e2e-target={target} (with '='): as a separate word pytest also took "
+            f"the file for a test path and looked for its configuration in {target.parent}"
+        )
 
 
 def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
@@ -143,7 +178,51 @@ def _on_own_engine(settings: Settings, worker: str | None) -> Settings:
 
 def uses_stack(item: pytest.Item) -> bool:
     """Whether a test needs the stack (directly or through another fixture)."""
-    return STACK_FIXTURE in getattr(item, "fixturenames", ())
+    return _uses_stack(getattr(item, "fixturenames", ()))
+
+
+def target_verdict(item: pytest.Item) -> str | None:
+    """Why a test may not run against an external target; None if it may.
+
+    Only tests marked operational run against a deployment: a test that does not say it is
+    safe there is not assumed to be (it may start stacks of its own, or break services).
+    One that is marked but reaches `stack_manager` through its fixtures is a mistake in the
+    suite, reported as such.
+    """
+    names = getattr(item, "fixturenames", ())
+    marked = item.get_closest_marker(OPERATIONAL_MARKER) is not None
+    controls = CONTROL_FIXTURE in names
+    if marked and controls:
+        raise pytest.UsageError(
+            f"{item.nodeid} is marked {OPERATIONAL_MARKER} but its fixtures reach "
+            f"{CONTROL_FIXTURE}, which controls containers: give it the target's fixtures "
+            "or remove the mark"
+        )
+    if controls:
+        return "needs control of the stack's containers"
+    if not marked:
+        return f"not marked {OPERATIONAL_MARKER} (not known to be safe against a deployment)"
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against an external target, run only what is safe there; say why the rest is not."""
+    state = config.stash.get(STATE, None)
+    if state is None or state.target is None:
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        reason = target_verdict(item)
+        if reason is None:
+            kept.append(item)
+        else:
+            left.append(item)
+            state.findings.deselected.setdefault(reason, []).append(item.nodeid)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -246,11 +325,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:
         workeroutput[_SUMMARY_KEY] = [row.to_json() for row in rows]
         workeroutput[_FAULTS_KEY] = state.findings.faults
+        workeroutput[_DESELECTED_KEY] = state.findings.deselected
     elif state.findings.faults:
         path = state.settings.artifacts / FAULTS_JSON
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(state.findings.faults, indent=2) + "\n")
         state.findings.notes.append(f"fault timeline: {path}")
+
+
+def _target_summary(terminalreporter: Any, state: RunState) -> None:
+    """What ran against the external target, and each deselected test with its reason."""
+    assert state.target is not None
+    terminalreporter.section("e2e target")
+    terminalreporter.write_line(
+        f"external target {state.target.path}: nothing was started, stopped or removed"
+    )
+    for reason, nodeids in state.findings.deselected.items():
+        terminalreporter.write_line(f"deselected, {reason}: {len(nodeids)}")
+        for nodeid in nodeids:
+            terminalreporter.write_line(f"  {nodeid}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -260,6 +353,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     rows = _rows(state)
     findings = state.findings
+    if state.target is not None and state.worker is None:
+        _target_summary(terminalreporter, state)
     if not rows and not findings.bundles and not findings.notes and not findings.faults:
         return
     terminalreporter.section("e2e stack")

@@ -220,6 +220,10 @@ class ComposeProject:
             for target, host in state.published.items()
         }
 
+    def addresses(self) -> dict[tuple[str, int], str]:
+        """(service, container port) -> 'host:port' a client connects to (see `Deployment`)."""
+        return {key: f"{self.host}:{port}" for key, port in self.host_ports().items()}
+
     def host_port(self, service: str, container_port: int) -> int:
         """The port published for a service's container port (reach it on `host`)."""
         port = self.host_ports().get((service, container_port))

@@ -142,6 +142,14 @@ OPTIONS: Final = {
         "DOCKER_HOST or the docker context names)",
         ini_type="args",
     ),
+    "target": Option(
+        "--e2e-target",
+        "e2e_target",
+        "TARGET",
+        "a TOML file describing a deployment that is already running (see e2e_stack.target): "
+        "tests marked operational run against it, the others that use the stack are "
+        "deselected, and nothing is started, stopped or removed",
+    ),
 }
 
 
@@ -257,6 +265,8 @@ class Settings:
     """Named by the user; None means: derive it from the engine's endpoint."""
     engines: tuple[EngineChoice, ...] = ()
     """Engines to spread xdist workers' stacks over; empty means the current engine."""
+    target: Path | None = None
+    """A running deployment's description: test it, start nothing (see e2e_stack.target)."""
     env_prefix: str = DEFAULT_ENV_PREFIX
     engine_hint: str = HINTS["engine_hint"][2]
     images_hint: str = HINTS["images_hint"][2]
@@ -328,6 +338,15 @@ class Settings:
         if publish_address is not None:
             _ip_address("--e2e-publish-address", publish_address)
         engines = tuple(EngineChoice.parse(word) for word in _words(pick("engines")))
+        target_text = str(pick("target") or "").strip()
+        target = Path(target_text) if target_text else None
+        if target is not None and not target.is_absolute():
+            target = rootpath / target
+        if target is not None and (reuse or bool(pick("keep")) or engines):
+            raise SettingsError(
+                "--e2e-target tests a deployment that is already running: it cannot be "
+                "combined with --e2e-keep, --e2e-reuse or --e2e-engines, which start stacks"
+            )
         return cls(
             compose_files=compose_files,
             profiles=_words(pick("profiles")),
@@ -340,6 +359,7 @@ class Settings:
             cpus=cpus,
             publish_address=publish_address,
             engines=engines,
+            target=target,
             env_prefix=prefix,
             **{name: (hints or {}).get(name) or default for name, (_, _, default) in HINTS.items()},
         )
