@@ -76,14 +76,12 @@ def measured_run(
     """One run as the gate makes it; exactness is checked through the API totals."""
     symbols = unique_symbols(4)
     catalog = endpoints.catalog()
-    consumer = project.host_port("consumer-crypto", 8081)
     with PipelineWatch(api, symbols, lambda: catalog.load_table(ICEBERG_TABLE)) as watch:
         meter = CostMeter(
-            project.engine,
-            project.config["services"],
+            (project.engine, project.config["services"]),
             pool.pids,
             endpoints.api_url,
-            f"http://{project.host}:{consumer}/health",
+            endpoints.consumer_health_url,
             lambda: watch.requests,
         )
         before = meter.snapshot()

@@ -1,20 +1,23 @@
 """K2's E2E fixtures: the step document's four, and K2's clients.
 
 docker_manager, minimal_stack, full_stack and api_client as the step document names them;
-plus `endpoints`, `api` (a blocking client), `feed_pool` and `performance_monitor`.
+plus `deployment`, `endpoints`, `api` (a blocking client), `stack_guard`, `feed_pool` and
+`performance_monitor`.
 
 The stack itself is the e2e_stack plugin's (`stack_manager`, configured in pyproject.toml);
-these fixtures only give it K2's names and K2's clients.
+these fixtures only give it K2's names and K2's clients. The client fixtures ask the plugin's
+`stack_target` first: against an already running K2 (--e2e-target) they use its addresses and
+never reach `stack_manager`, so the tests built on them alone can be marked `operational`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
 
-from e2e_stack import ComposeProject, Settings, StackManager
+from e2e_stack import Deployment, Settings, StackManager, Target
 from k2.feed.pool import FeedPool
 from tests.e2e.k2_plugin import PERFORMANCE
 from tests.e2e.utils.docker_manager import E2EDockerManager
@@ -55,42 +58,61 @@ async def full_stack(anyio_backend: str, docker_manager: E2EDockerManager) -> di
 
 
 @pytest.fixture
+def deployment(request: pytest.FixtureRequest, stack_target: Target | None) -> Deployment:
+    """The running K2 the tests talk to: the --e2e-target, else this session's full stack.
+
+    The stack is reached through `request` so that a run against a target never starts one
+    (and the tests using only this fixture can be marked operational).
+    """
+    if stack_target is not None:
+        return stack_target
+    request.getfixturevalue("full_stack")
+    manager: E2EDockerManager = request.getfixturevalue("docker_manager")
+    return manager.project
+
+
+@pytest.fixture
+def stack_guard(request: pytest.FixtureRequest, stack_target: Target | None) -> Callable[[], None]:
+    """What a wait calls about once a second: raises when a service of the stack is down."""
+    if stack_target is not None:
+        return stack_target.raise_if_unreachable
+    manager: E2EDockerManager = request.getfixturevalue("docker_manager")
+    return manager.raise_if_broken
+
+
+@pytest.fixture
 async def api_client(
-    anyio_backend: str, full_stack: dict[str, str], docker_manager: E2EDockerManager
+    anyio_backend: str, endpoints: Endpoints, deployment: Deployment
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on k2-query-api's published port, with the API key.
 
     The key comes from K2_API_KEY, else from the value the e2e override gives the API
-    service (the development key, which only that file states).
+    service (the development key, which only that file states); against a target, from
+    its file.
     """
-    project = docker_manager.project
-    port = project.host_port(API_SERVICE, API_PORT)
     async with httpx.AsyncClient(
-        base_url=f"http://{project.host}:{port}",
-        headers={"X-API-Key": _api_key(project)},
-        timeout=30.0,
+        base_url=endpoints.api_url, headers={"X-API-Key": api_key(deployment)}, timeout=30.0
     ) as client:
         yield client
 
 
-def _api_key(project: ComposeProject) -> str:
+def api_key(deployment: Deployment) -> str:
+    """The API key the deployment's k2-query-api takes."""
     # Compose resolved ${K2_API_KEY:-dev key} from this environment: one source for the key.
-    return project.service_env(API_SERVICE)[API_KEY_VARIABLE]
+    return deployment.service_env(API_SERVICE)[API_KEY_VARIABLE]
 
 
 @pytest.fixture
-def endpoints(full_stack: dict[str, str], docker_manager: E2EDockerManager) -> Endpoints:
-    """Where the running full stack's services are, from the host (fresh after restarts)."""
-    return Endpoints.of(docker_manager.project)
+def endpoints(deployment: Deployment) -> Endpoints:
+    """Where the running K2's services are, from this machine (fresh after restarts)."""
+    return Endpoints.of(deployment)
 
 
 @pytest.fixture
-def api(endpoints: Endpoints, docker_manager: E2EDockerManager) -> Iterator[httpx.Client]:
+def api(endpoints: Endpoints, deployment: Deployment) -> Iterator[httpx.Client]:
     """A blocking API client with the key, for polling from threads and plain tests."""
     with httpx.Client(
-        base_url=endpoints.api_url,
-        headers={"X-API-Key": _api_key(docker_manager.project)},
-        timeout=30,
+        base_url=endpoints.api_url, headers={"X-API-Key": api_key(deployment)}, timeout=30
     ) as client:
         yield client
 
@@ -102,9 +124,14 @@ def e2e_cpus(stack_settings: Settings) -> float | None:
 
 
 @pytest.fixture(scope="session")
-def feed_pool(full_stack: dict[str, str], docker_manager: E2EDockerManager) -> Iterator[FeedPool]:
+def feed_pool(request: pytest.FixtureRequest, stack_target: Target | None) -> Iterator[FeedPool]:
     """The feed's worker processes, connected once for the session (see k2.feed.pool)."""
-    endpoints = Endpoints.of(docker_manager.project)
+    if stack_target is not None:
+        endpoints = Endpoints.of(stack_target)
+    else:
+        request.getfixturevalue("full_stack")
+        manager: E2EDockerManager = request.getfixturevalue("docker_manager")
+        endpoints = Endpoints.of(manager.project)
     with FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool:
         yield pool
 

@@ -4,6 +4,9 @@ Each test uses symbols of its own, so tests never see each other's trades and th
 counts come from the feed's ledger, not from constants. Every wait on the pipeline checks the
 stack about once a second, and when it gives up the failure names the first hop that lost
 trades, with examples (see `expect_arrival`).
+
+The tests marked `operational` touch no container: they also run against an already running
+K2 (`--e2e-target`), where their own symbols keep their data apart from everyone else's.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from tests.e2e.utils.data_validator import (
     compare,
     from_trade,
 )
-from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import (
     Endpoints,
     api_records,
@@ -51,7 +53,7 @@ KILL_STREAM_COUNT = 6000
 
 @pytest.fixture
 def arrive(
-    endpoints: Endpoints, api: httpx.Client, docker_manager: E2EDockerManager
+    endpoints: Endpoints, api: httpx.Client, stack_guard: Callable[[], None]
 ) -> Callable[[list[Canonical], list[str]], None]:
     """Wait until the API serves every produced trade of `symbols`; fail naming the lost hop."""
 
@@ -62,7 +64,7 @@ def arrive(
                 lambda n: n >= len(produced),
                 ARRIVAL_DEADLINE_S,
                 f"{len(produced)} trades of {symbols} through the API",
-                guard=docker_manager.raise_if_broken,
+                guard=stack_guard,
             ),
             endpoints,
             api,
@@ -73,6 +75,7 @@ def arrive(
     return wait
 
 
+@pytest.mark.operational
 def test_fed_trades_arrive_exactly_at_every_hop(
     endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
 ) -> None:
@@ -129,6 +132,7 @@ def _dead_letters(endpoints: Endpoints, keys: list[str], expected: int) -> list[
     return found
 
 
+@pytest.mark.operational
 def test_a_replayed_stretch_is_stored_once(
     endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
 ) -> None:
@@ -166,6 +170,7 @@ def _table_offsets(endpoints: Endpoints) -> dict[int, int]:
     return dict(found.partitions) if found is not None else {}
 
 
+@pytest.mark.operational
 def test_bad_input_is_dead_lettered_and_valid_trades_still_arrive(
     endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
 ) -> None:
@@ -224,6 +229,7 @@ def test_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     )
 
 
+@pytest.mark.operational
 async def test_api_refuses_missing_and_wrong_keys_and_bad_parameters(
     api_client: httpx.AsyncClient,
 ) -> None:
@@ -274,6 +280,7 @@ def _newest_first(records: list[Canonical]) -> list[Canonical]:
     return sorted(records, key=lambda r: (r["timestamp"], r["message_id"]), reverse=True)
 
 
+@pytest.mark.operational
 def test_time_range_and_limit_return_exactly_the_expected_slice_newest_first(
     endpoints: Endpoints, api: httpx.Client, arrive: Callable[[list[Canonical], list[str]], None]
 ) -> None:

@@ -9,12 +9,13 @@ Every run is also held to exactness: a fast pipeline that loses trades is not gr
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from e2e_stack import calibration
+from e2e_stack import Engine, Target, calibration
 from k2.feed.pool import FeedPool
 from k2.model.names import ICEBERG_TABLE
 from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
@@ -29,9 +30,14 @@ from tests.e2e.utils.hops import (
 )
 from tests.e2e.utils.performance_monitor import PerformanceMonitor, RunResult
 from tests.e2e.utils.pipeline_watch import PipelineWatch
-from tests.e2e.utils.run_costs import CONSUMER_SERVICE, CostMeter
+from tests.e2e.utils.run_costs import CostMeter
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("warm_pipeline")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.operational,  # feeds its own symbols, controls no container
+    pytest.mark.usefixtures("warm_pipeline"),
+]
 
 SYMBOLS_PER_RUN = 4
 DRAIN_DEADLINE_S = 90.0
@@ -53,7 +59,7 @@ def warm_pipeline(
     _warmed: list[bool],
     endpoints: Endpoints,
     api: httpx.Client,
-    docker_manager: E2EDockerManager,
+    stack_guard: Callable[[], None],
     feed_pool: FeedPool,
 ) -> None:
     """Push trades through once before anything is timed: runs measure steady state.
@@ -73,7 +79,7 @@ def warm_pipeline(
             lambda served: served >= len(produced),
             DRAIN_DEADLINE_S,
             f"the {len(produced)} warm-up trades through the API",
-            guard=docker_manager.raise_if_broken,
+            guard=stack_guard,
         ),
         endpoints,
         api,
@@ -81,6 +87,21 @@ def warm_pipeline(
         symbols,
     )
     _warmed.append(True)
+
+
+@pytest.fixture
+def stack_containers(
+    request: pytest.FixtureRequest, stack_target: Target | None
+) -> tuple[Engine, list[str]] | None:
+    """The engine and the services whose CPU a run's costs count; None for an external target.
+
+    A deployment's containers are not ours to inspect: its runs report the test side's
+    costs and the API's catalog counter only.
+    """
+    if stack_target is not None:
+        return None
+    manager: E2EDockerManager = request.getfixturevalue("docker_manager")
+    return manager.project.engine, sorted(manager.project.config["services"])
 
 
 def machine_context(cpus: float | None) -> dict[str, Any]:
@@ -100,7 +121,8 @@ def _measured_run(
     seed: int,
     endpoints: Endpoints,
     api: httpx.Client,
-    manager: E2EDockerManager,
+    guard: Callable[[], None],
+    containers: tuple[Engine, list[str]] | None,
     monitor: PerformanceMonitor,
     feed: FeedPool,
     cpus: float | None,
@@ -109,14 +131,12 @@ def _measured_run(
     symbols = unique_symbols(SYMBOLS_PER_RUN)
     catalog = endpoints.catalog()
     machine = machine_context(cpus)
-    consumer = manager.project.host_port(CONSUMER_SERVICE, 8081)
     with PipelineWatch(api, symbols, lambda: catalog.load_table(ICEBERG_TABLE)) as watch:
         meter = CostMeter(
-            manager.project.engine,
-            manager.project.config["services"],
+            containers,
             feed.pids,
             endpoints.api_url,
-            f"http://{manager.project.host}:{consumer}/health",
+            endpoints.consumer_health_url,
             lambda: watch.requests,
         )
         before = meter.snapshot()
@@ -124,7 +144,7 @@ def _measured_run(
         produced = [from_trade(entry.trade) for entry in ledger]
         expected = Counter(record["symbol"] for record in produced)
         expect_arrival(
-            lambda: watch.wait_until_visible(expected, DRAIN_DEADLINE_S, manager.raise_if_broken),
+            lambda: watch.wait_until_visible(expected, DRAIN_DEADLINE_S, guard),
             endpoints,
             api,
             produced,
@@ -148,7 +168,8 @@ def _measured_run(
 def test_freshness_at_1000_msgs_for_30s_is_within_the_slo(
     endpoints: Endpoints,
     api: httpx.Client,
-    docker_manager: E2EDockerManager,
+    stack_guard: Callable[[], None],
+    stack_containers: tuple[Engine, list[str]] | None,
     performance_monitor: PerformanceMonitor,
     feed_pool: FeedPool,
     e2e_cpus: float | None,
@@ -161,7 +182,8 @@ def test_freshness_at_1000_msgs_for_30s_is_within_the_slo(
         61,
         endpoints,
         api,
-        docker_manager,
+        stack_guard,
+        stack_containers,
         performance_monitor,
         feed_pool,
         e2e_cpus,
@@ -183,7 +205,8 @@ def test_rate_ramp_delivers_every_trade_and_records_throughput(
     count: int,
     endpoints: Endpoints,
     api: httpx.Client,
-    docker_manager: E2EDockerManager,
+    stack_guard: Callable[[], None],
+    stack_containers: tuple[Engine, list[str]] | None,
     performance_monitor: PerformanceMonitor,
     feed_pool: FeedPool,
     e2e_cpus: float | None,
@@ -196,7 +219,8 @@ def test_rate_ramp_delivers_every_trade_and_records_throughput(
         71 + count,
         endpoints,
         api,
-        docker_manager,
+        stack_guard,
+        stack_containers,
         performance_monitor,
         feed_pool,
         e2e_cpus,

@@ -34,6 +34,7 @@ from e2e_stack.faults import Faults
 from e2e_stack.preflight import PreflightError, run_all
 from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
+from e2e_stack.target import describe
 from tests.e2e.k2_plugin import KAFKA_PORT_VARIABLE
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import poll_until
@@ -271,6 +272,70 @@ def test_faults_break_a_service_and_always_put_it_back(
     assert health.status == "healthy"
     assert [record.kind for record in stack_faults.records] == ["pause", "disconnect", "kill"]
     assert all(record.ready_again is not None for record in stack_faults.records)
+
+
+TARGET_ENV = [
+    ("minio", "MINIO_ROOT_USER"),
+    ("minio", "MINIO_ROOT_PASSWORD"),
+    ("iceberg-rest", "AWS_REGION"),
+    ("k2-query-api", "K2_API_KEY"),
+]
+"""The values the tests read from a deployment besides its addresses (see hops.Endpoints)."""
+
+
+def _container_states(project: str) -> dict[str, tuple[str, str, str, int]]:
+    """Service -> (container id, started at, status, restarts): changes if anything touched it."""
+    return {
+        name: (c.id, str(c.state.started_at), str(c.state.status), c.restart_count or 0)
+        for name, c in _containers_of(project).items()
+    }
+
+
+def test_a_run_against_an_external_target_tests_it_and_leaves_it_untouched(
+    pytestconfig: pytest.Config,
+    full_stack: dict[str, str],
+    docker_manager: E2EDockerManager,
+    stack_state: RunState,
+    tmp_path: Path,
+) -> None:
+    """This session's full stack stands in for a K2 started by hand (compose, or a deployment).
+
+    The nested run gets only a target file: its operational tests must pass against the
+    stack, its tests that control containers must be deselected with the reason, and
+    afterwards every container is the one it was, started when it was, and nothing carries
+    the nested run's labels.
+    """
+    project = docker_manager.project.name
+    target = tmp_path / "target.toml"
+    target.write_text(describe(project, TARGET_ENV))
+    before = _container_states(project)
+    variables = {stack_state.settings.env_name(n): "" for n in ("ENGINES", "KEEP", "REUSE")}
+    with _pytest_session(
+        pytestconfig.rootpath,
+        variables,
+        "-m",
+        "e2e",
+        f"--e2e-target={target}",
+        "tests/e2e/test_complete_pipeline.py",
+    ) as session:
+        code = session.proc.wait(timeout=NESTED_TIMEOUT_S)
+        output = session.output()
+        nested_pid = session.proc.pid
+    assert code == 0, output[-4000:]
+    summary = output[output.index("e2e target") :]
+    control = summary[summary.index("needs control of the stack's containers") :]
+    for name in (
+        "test_consumer_killed_mid_stream_loses_and_duplicates_nothing",
+        "test_stopped_consumer_fails_the_wait_naming_the_hop_then_recovers_exactly",
+    ):
+        assert f"test_complete_pipeline.py::{name}" in control, summary
+    assert " passed" in output.splitlines()[-1], output[-2000:]
+    assert _container_states(project) == before
+    docker = DockerClient()
+    label = f"{stack_state.keys.pid}={nested_pid}"
+    assert not docker.container.list(all=True, filters=[("label", label)])
+    assert not docker.network.list(filters=[("label", label)])
+    assert not docker.volume.list(filters=[("label", label)])
 
 
 def test_teardown_leaves_nothing(

@@ -22,7 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema
 from pyiceberg.catalog import Catalog, load_catalog
 
-from e2e_stack import ComposeProject, StackUnhealthy
+from e2e_stack import Deployment, StackUnhealthy
 from k2.model import TOPIC, decode_body, split_wire
 from k2.model.names import ICEBERG_TABLE
 from tests.e2e.utils.data_validator import (
@@ -87,23 +87,34 @@ class Endpoints:
     s3_secret_key: str
     s3_region: str
     api_url: str
+    consumer_health_url: str
 
     @classmethod
-    def of(cls, project: ComposeProject) -> Endpoints:
-        """Discovered ports on the engine's host; credentials from the compose model."""
-        ports = project.host_ports()
-        host = project.host
-        s3 = project.service_env("minio")
+    def of(cls, deployment: Deployment) -> Endpoints:
+        """Published addresses (one engine call for a stack of ours); credentials from env."""
+        where = deployment.addresses()
+
+        def at(service: str, port: int) -> str:
+            address = where.get((service, port))
+            if address is None:
+                raise LookupError(
+                    f"{service} port {port} is not published by this deployment (for "
+                    f'--e2e-target: add `[services.{service}] ports = {{ {port} = "host:port" }}`)'
+                )
+            return address
+
+        s3 = deployment.service_env("minio")
         return cls(
-            bootstrap=f"{host}:{ports[('kafka', 9094)]}",
-            registry_url=f"http://{host}:{ports[('schema-registry', 8080)]}/apis/ccompat/v7",
-            iceberg_uri=f"http://{host}:{ports[('iceberg-rest', 8181)]}",
-            s3_endpoint=f"http://{host}:{ports[('minio', 9000)]}",
+            bootstrap=at("kafka", 9094),
+            registry_url=f"http://{at('schema-registry', 8080)}/apis/ccompat/v7",
+            iceberg_uri=f"http://{at('iceberg-rest', 8181)}",
+            s3_endpoint=f"http://{at('minio', 9000)}",
             s3_access_key=s3["MINIO_ROOT_USER"],
             s3_secret_key=s3["MINIO_ROOT_PASSWORD"],
-            s3_region=project.service_env("iceberg-rest")["AWS_REGION"],
-            api_url=f"http://{host}:{ports[('k2-query-api', 8000)]}"
-            if ("k2-query-api", 8000) in ports
+            s3_region=deployment.service_env("iceberg-rest")["AWS_REGION"],
+            api_url=f"http://{at('k2-query-api', 8000)}" if ("k2-query-api", 8000) in where else "",
+            consumer_health_url=f"http://{at('consumer-crypto', 8081)}/health"
+            if ("consumer-crypto", 8081) in where
             else "",
         )
 

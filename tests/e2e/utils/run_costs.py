@@ -22,9 +22,6 @@ import httpx
 
 from e2e_stack import Engine, cpu_meter
 
-API_SERVICE = "k2-query-api"
-CONSUMER_SERVICE = "consumer-crypto"
-
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -48,8 +45,8 @@ class CostMeter:
     """Reads the counters before and after a run; `report` turns them into the run's costs.
 
     Args:
-        engine: the stack's engine adapter (container pids come from it).
-        services: the services to account for.
+        containers: the stack's engine adapter (container pids come from it) and the
+            services to account for; None for a deployment that is not ours to inspect.
         feed_pids: the feed's worker processes.
         api_url, consumer_health_url: where /health answers for the API and the consumer.
         api_requests: how many requests the watch has made so far (read at each snapshot).
@@ -57,15 +54,17 @@ class CostMeter:
 
     def __init__(
         self,
-        engine: Engine,
-        services: Iterable[str],
+        containers: tuple[Engine, Iterable[str]] | None,
         feed_pids: Iterable[int],
         api_url: str,
         consumer_health_url: str,
         api_requests: Callable[[], int],
     ) -> None:
-        states = engine.observe(sorted(services))
-        self._containers = {name: state.pid for name, state in states.items() if state.pid}
+        self._containers: dict[str, int] = {}
+        if containers is not None:
+            engine, services = containers
+            states = engine.observe(sorted(services))
+            self._containers = {name: state.pid for name, state in states.items() if state.pid}
         self._processes = {"feed workers": list(feed_pids), "pytest (watch)": [os.getpid()]}
         self._api_url = api_url
         self._consumer_health_url = consumer_health_url
