@@ -16,6 +16,7 @@ import uvicorn
 
 from k2.api.app import create_app
 from k2.api.catalog import open_catalog
+from k2.api.commit_listener import CommitListener, kafka_source
 from k2.api.iceberg_repository import IcebergTradeRepository
 from k2.api.settings import Settings, SettingsError
 
@@ -33,10 +34,16 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    notices = (
+        CommitListener(kafka_source(settings.kafka_bootstrap), settings.commits_topic)
+        if settings.kafka_bootstrap
+        else None
+    )
     repository = IcebergTradeRepository(
         functools.partial(open_catalog, settings),
         replica_max_rows=settings.replica_max_rows,
         table_max_age_s=settings.table_max_age_s,
+        notices=notices,
     )
     app = create_app(repository, api_key=settings.api_key, background=repository.follow)
     # No access log: a line per request is CPU here and in the engine's log driver, and at a

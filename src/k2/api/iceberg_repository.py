@@ -9,13 +9,16 @@ and only the needed columns projected. Either way the Arrow work is `compute`'s;
 trades come from the replica's symbol index, so they cost what that symbol holds, not the
 whole table.
 
-A background follower (`follow`) brings the replica to the latest commit: every
-`table_max_age_s` while requests arrive, once a second when idle. While it keeps up, a
-`/v1/trades` request answers from its latest view, touching neither the catalog nor the
-storage, so a polling client costs the API a few milliseconds a request and the catalog
-nothing per request. A request that finds the follower behind (idle, or failing) loads and
-refreshes itself, as every request once did, so a commit is never served late by more than
-about `table_max_age_s` plus one refresh.
+A background follower (`follow`) brings the replica to the latest commit. With the writer's
+commit notices (see `commit_listener`) it loads the table through the catalog once per
+commit, as soon as the notice arrives, and otherwise once a second; without them (no Kafka
+given, or Kafka failing) every `table_max_age_s` while requests arrive, once a second when
+idle. While it keeps up, a `/v1/trades` request answers from its latest view, touching
+neither the catalog nor the storage, so a polling client costs the API a few milliseconds a
+request and the catalog nothing per request. A request that finds the follower behind
+(idle, or failing) loads and refreshes itself, as every request once did, so a commit is
+never served late by more than about `table_max_age_s` plus one refresh (one refresh, with
+notices).
 
 pyiceberg blocks, so every call runs in a worker thread; a capacity limiter keeps concurrent
 reads from oversubscribing a two-core machine, and the readiness probe has its own limiter so
@@ -40,6 +43,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, RESTErr
 from pyiceberg.table import Table
 
 from k2.api import compute
+from k2.api.commit_listener import CommitListener
 from k2.api.filters import iceberg_row_filter
 from k2.api.query import PageRequest, TradeFilter, utc_day_window
 from k2.api.replica import DEFAULT_MAX_ROWS, ReplicaView, TradeReplica
@@ -93,8 +97,10 @@ class IcebergTradeRepository:
         replica_max_rows: int = DEFAULT_MAX_ROWS,
         table_name: str = ICEBERG_TABLE,
         table_max_age_s: float = DEFAULT_MAX_AGE_S,
+        notices: CommitListener | None = None,
     ) -> None:
         self._catalog_factory = catalog_factory
+        self._notices = notices
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
         self._table_name = table_name
@@ -182,10 +188,17 @@ class IcebergTradeRepository:
         return await self._run(self._trades, where, page, time.perf_counter())
 
     def _followed_view(self) -> ReplicaView | None:
-        """The follower's latest view if it refreshed recently enough to be served as is."""
+        """The follower's latest view if it refreshed recently enough to be served as is.
+
+        With live notices the follower refreshes at each commit, so its view is current
+        while its fallback timer keeps it from falling silent; without, only while it
+        refreshed within about `table_max_age_s`.
+        """
         self._last_request = time.monotonic()
         followed = self._followed_at
-        if followed is None or time.monotonic() - followed > 2 * self._max_age_s:
+        notified = self._notices is not None and self._notices.live
+        limit = 2 * (FOLLOW_INTERVAL_S if notified else self._max_age_s)
+        if followed is None or time.monotonic() - followed > limit:
             return None
         return self._replica.latest
 
@@ -312,15 +325,23 @@ class IcebergTradeRepository:
     def follow(self, stop: threading.Event, interval: float = FOLLOW_INTERVAL_S) -> None:
         """Keep the replica current until `stop` is set (blocking: run it in a thread).
 
-        Every `table_max_age_s` while requests arrive (they are then served from its view),
-        every `interval` otherwise. It also fills the replica at start instead of on the
-        first request.
+        At each commit notice, and every `interval` besides, while notices are live; without
+        them every `table_max_age_s` while requests arrive (they are then served from its
+        view), every `interval` otherwise. It also fills the replica at start instead of on
+        the first request.
         """
+        notices = self._notices
+        if notices is not None:
+            threading.Thread(
+                target=notices.run, args=(stop,), name="k2-api-notices", daemon=True
+            ).start()
+        notified = False
         last_problem: str | None = None
         while not stop.is_set() and self._replica.off_reason is None:
             problem = None
             try:
-                self._replica.view(self._load())
+                # A notice says a commit landed: load now, not when the shared load expires.
+                self._replica.view(self._table.reload() if notified else self._load())
                 self._followed_at = time.monotonic()
             except RepositoryUnavailableError as exc:
                 problem = str(exc)
@@ -332,5 +353,12 @@ class IcebergTradeRepository:
                 else:
                     log.warning("replica not refreshed: %s", problem)
                 last_problem = problem
-            busy = time.monotonic() - self._last_request < BUSY_WINDOW_S
-            stop.wait(self._max_age_s if busy else interval)
+            if notices is not None and notices.live:
+                timeout = interval
+            else:
+                busy = time.monotonic() - self._last_request < BUSY_WINDOW_S
+                timeout = self._max_age_s if busy else interval
+            if notices is None:
+                stop.wait(timeout)
+            else:  # A notice wakes it early; the listener's end (at `stop`) wakes it too.
+                notified = notices.wait(timeout)

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from k2.model.names import COMMITS_TOPIC
+
 DEFAULT_ICEBERG_URI: Final = "http://iceberg-rest:8181"
 DEFAULT_S3_ENDPOINT: Final = "http://minio:9000"
 DEFAULT_S3_REGION: Final = "us-east-1"
@@ -29,6 +31,8 @@ class Settings:
     `replica_max_rows` (K2_API_REPLICA_MAX_ROWS) bounds the in-memory replica; 0 turns it
     off, and every request then scans Iceberg with pushdown. `table_max_age_s`
     (K2_API_TABLE_MAX_AGE_S) is how old the shared table metadata a request reads may be.
+    `kafka_bootstrap` (K2_KAFKA_BOOTSTRAP), when set, lets the API hear the writer's commit
+    notices on `commits_topic` (K2_COMMITS_TOPIC) and follow each commit at once.
     Secrets are kept out of `repr`, so a logged Settings leaks nothing.
     """
 
@@ -40,6 +44,8 @@ class Settings:
     s3_region: str = DEFAULT_S3_REGION
     replica_max_rows: int = DEFAULT_REPLICA_MAX_ROWS
     table_max_age_s: float = DEFAULT_TABLE_MAX_AGE_S
+    kafka_bootstrap: str | None = None
+    commits_topic: str = COMMITS_TOPIC
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -91,4 +97,6 @@ class Settings:
             s3_region=get("K2_S3_REGION") or DEFAULT_S3_REGION,
             replica_max_rows=max_rows,
             table_max_age_s=max_age,
+            kafka_bootstrap=get("K2_KAFKA_BOOTSTRAP"),
+            commits_topic=get("K2_COMMITS_TOPIC") or COMMITS_TOPIC,
         )

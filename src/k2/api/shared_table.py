@@ -57,8 +57,16 @@ class SharedTable:
             latest = self._latest
             if latest is not None and self._clock() - latest[1] < self._max_age_s:
                 return latest[0]  # loaded by the request this one waited for
-            began = self._clock()
-            self.loads += 1
-            table = self._load()
-            self._latest = (table, began)
-            return table
+            return self._load_now()
+
+    def reload(self) -> Table:
+        """Load now, whatever the age of the last load (a commit is known to have landed)."""
+        with self._lock:
+            return self._load_now()
+
+    def _load_now(self) -> Table:
+        began = self._clock()
+        self.loads += 1
+        table = self._load()
+        self._latest = (table, began)
+        return table

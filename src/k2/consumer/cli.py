@@ -33,6 +33,7 @@ from k2.consumer.deadletter import DeadLetterQueue
 from k2.consumer.decoding import RecordDecoder
 from k2.consumer.health import HealthLimits, HealthServer, HealthState
 from k2.consumer.kafka_liveness import KafkaLiveness
+from k2.consumer.notices import CommitNotices
 from k2.consumer.registry import WriterSchemas
 from k2.consumer.sink import IcebergSink
 from k2.consumer.writer import (
@@ -103,7 +104,7 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
         )
         if topics is None:
             return 0
-        producer = open_dead_letter_producer(config)
+        producer = open_dead_letter_producer(config)  # dead letters and commit notices
         writer = IcebergWriter(
             consumer=open_consumer(
                 config, on_commit=GroupCommitReport(health), on_stats=KafkaLiveness(health)
@@ -116,6 +117,7 @@ def run(config: ConsumerConfig, stop: threading.Event) -> int:
             topic=config.topic,
             commit_deadline_s=config.commit_deadline_s,
             kafka_lost_s=config.kafka_lost_s,
+            notices=CommitNotices(producer, config.commits_topic, ".".join(table.name())),
         )
         log.info("writing %s to %s", config.topic, table.name())
         writer.run(stop)

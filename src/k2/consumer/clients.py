@@ -7,7 +7,7 @@ settings with the reason for each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -57,6 +57,9 @@ def consumer_config(
         settings["stats_cb"] = on_stats
         settings["statistics.interval.ms"] = 1_000
     return settings
+
+
+COMMITS_RETENTION_MS: Final = 3_600_000
 
 
 def dead_letter_producer_config(config: ConsumerConfig) -> dict[str, Any]:
@@ -129,12 +132,15 @@ def open_catalog(config: ConsumerConfig) -> Catalog:
 
 
 def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> list[str]:
-    """Create the source and dead-letter topics if absent, with the broker's defaults.
+    """Create the source, dead-letter and commits topics if absent.
 
     The writer must be assigned partitions (and so turn healthy) before the first trade is
     produced; librdkafka's auto-creation on subscribe only retries at the next metadata
-    refresh, which left a fresh stack's writer unassigned for minutes. An existing topic is
-    fine; any other error raises, naming the topic. Returns the topics' names.
+    refresh, which left a fresh stack's writer unassigned for minutes. The source and
+    dead-letter topics take the broker's defaults; the commits topic has one partition (its
+    readers follow partition 0) and keeps notices for an hour (they matter for seconds). An
+    existing topic is fine; any other error raises, naming the topic. Returns the topics'
+    names.
     """
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     # -1: the broker's num.partitions and default.replication.factor (KIP-464).
@@ -142,6 +148,14 @@ def ensure_topics(config: ConsumerConfig, timeout_s: float = 10.0) -> list[str]:
         NewTopic(name, num_partitions=-1, replication_factor=-1)
         for name in (config.topic, config.dlq_topic)
     ]
+    wanted.append(
+        NewTopic(
+            config.commits_topic,
+            num_partitions=1,
+            replication_factor=-1,
+            config={"retention.ms": str(COMMITS_RETENTION_MS)},
+        )
+    )
     for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
         try:
             future.result(timeout=timeout_s)

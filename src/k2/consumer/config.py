@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from k2.model.names import CONSUMER_GROUP, TOPIC
+from k2.model.names import COMMITS_TOPIC, CONSUMER_GROUP, TOPIC
 
 _T = TypeVar("_T")
 
@@ -57,6 +57,8 @@ class ConsumerConfig:
     """Static group membership: a restarted instance takes its partitions back at once
     instead of waiting out the session timeout of its dead predecessor (45 s)."""
     dlq_topic: str = f"{TOPIC}.dlq"
+    commits_topic: str = COMMITS_TOPIC
+    """One notice per Iceberg commit, for readers (see k2.model.commit_notice)."""
     batch_max_records: int = DEFAULT_BATCH_MAX_RECORDS
     batch_max_seconds: float = DEFAULT_BATCH_MAX_SECONDS
     health_host: str = DEFAULT_HEALTH_HOST
@@ -166,6 +168,7 @@ def load_config(env: Mapping[str, str]) -> ConsumerConfig:
         client_id=read.optional("K2_KAFKA_CLIENT_ID", DEFAULT_CLIENT_ID),
         group_instance_id=read.optional("K2_KAFKA_GROUP_INSTANCE_ID", "") or None,
         dlq_topic=read.optional("K2_DLQ_TOPIC", f"{topic}.dlq"),
+        commits_topic=read.optional("K2_COMMITS_TOPIC", f"{topic}.commits"),
         batch_max_records=read.positive_int("K2_BATCH_MAX_RECORDS", DEFAULT_BATCH_MAX_RECORDS),
         batch_max_seconds=read.positive_number("K2_BATCH_MAX_SECONDS", DEFAULT_BATCH_MAX_SECONDS),
         health_host=read.optional("K2_HEALTH_HOST", DEFAULT_HEALTH_HOST),
@@ -194,6 +197,10 @@ def load_config(env: Mapping[str, str]) -> ConsumerConfig:
     )
     if config.dlq_topic == config.topic:
         read.problems.append(f"K2_DLQ_TOPIC={config.dlq_topic!r} must differ from the topic")
+    if config.commits_topic in (config.topic, config.dlq_topic):
+        read.problems.append(
+            f"K2_COMMITS_TOPIC={config.commits_topic!r} must differ from the topic and the DLQ"
+        )
     if read.problems:
         raise ConfigError("; ".join(read.problems))
     return config

@@ -33,6 +33,7 @@ from k2.consumer.config import DEFAULT_COMMIT_DEADLINE_S, DEFAULT_KAFKA_LOST_S
 from k2.consumer.deadletter import DeadLetterError, DeadLetterQueue, Headers
 from k2.consumer.decoding import RecordDecoder, Rejected
 from k2.consumer.health import HealthState
+from k2.consumer.notices import CommitNotices
 from k2.consumer.offsets import start_positions
 from k2.consumer.registry import RegistryUnavailableError
 from k2.consumer.sink import CommitOutcome
@@ -229,8 +230,10 @@ class IcebergWriter:
         sleep: Callable[[float], object] | None = None,
         commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
         kafka_lost_s: float = DEFAULT_KAFKA_LOST_S,
+        notices: CommitNotices | None = None,
     ) -> None:
         self.topic = topic
+        self._notices = notices
         self._consumer = consumer
         self._decoder = decoder
         self._dead_letters = dead_letters
@@ -503,6 +506,8 @@ class IcebergWriter:
     def _committed(self, sealed: SealedBatch, outcome: CommitOutcome) -> None:
         self._failures = 0
         kafka = self._commit_kafka({p: outcome.offsets[p] for p in sealed.next_offsets})
+        if self._notices is not None and outcome.committed and outcome.snapshot_id is not None:
+            self._notices.announce(outcome.snapshot_id)  # readers reload now, not on a timer
         self._health.committed(
             outcome.rows,
             outcome.skipped_rows,

@@ -25,6 +25,9 @@ TOPIC: Final = topic_name("crypto", "trades", "binance")
 SUBJECT: Final = value_subject(TOPIC)
 """`market.crypto.trades.binance-value`, for producer and consumer alike."""
 
+COMMITS_TOPIC: Final = f"{TOPIC}.commits"
+"""One notice per Iceberg commit of the trades from TOPIC (see k2.model.commit_notice)."""
+
 CONSUMER_GROUP: Final = "k2-iceberg-writer-crypto-v2"
 """The Iceberg writer's group; it commits offsets only after the Iceberg commit of a batch."""
 
