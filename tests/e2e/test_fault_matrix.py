@@ -246,7 +246,7 @@ class CompletionWatch(_Beside):
                 url = Endpoints.of(self._project).api_url
                 self._api = httpx.Client(base_url=url, headers=self._headers, timeout=5)
             served = api_served(self._api, self._stream.symbols)
-        except (httpx.HTTPError, EngineError, KeyError):
+        except (httpx.HTTPError, EngineError, LookupError):  # LookupError: a port not published now
             self._closed()
             return False
         if target is not None and served >= target:
