@@ -12,11 +12,12 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k2.stack._proc import run, tail
+from k2.stack._proc import Ticker, run_reporting, tail
 
 FETCH_TIMEOUT_S = 1800
 
@@ -61,17 +62,68 @@ class FetchStep:
             return f"python wheels of {self.options['project']}[{extras}]"
         return f"maven dependencies of {self.options['pom']}"
 
-    def run(self, context: Path, repo_root: Path) -> None:
-        """Fetch into `context / dest`; paths in options are relative to the repo root."""
-        _FETCHERS[self.kind](self, context, repo_root)
+    def run(self, context: Path, repo_root: Path, say: Callable[[str], None] = print) -> None:
+        """Fetch into `context / dest`; paths in options are relative to the repo root.
+
+        `say` hears, at least every 15 s, what the fetch has done so far and is doing now.
+        """
+        dest = context / self.dest
+        with Ticker(say, measure=lambda: _size_of(dest)) as ticker:
+            _FETCHERS[self.kind](self, context, repo_root, ticker)
 
 
-def _maven(step: FetchStep, context: Path, _repo_root: Path) -> None:
+def _size_of(directory: Path) -> str:
+    """How much the fetch has put in its destination so far."""
+    total = (
+        sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+        if directory.exists()
+        else 0
+    )
+    return f"{total / 1e6:.1f} MB in {directory.name}/"
+
+
+_MAVEN_DOWNLOADED = re.compile(r"Downloaded from [^:]+: \S+/([^/\s]+)")
+_MAVEN_COPYING = re.compile(r"Copying (\S+) to ")
+
+
+def _maven_line(line: str) -> tuple[str, str] | None:
+    # Only the artifact's file name: never the repository's address.
+    if found := _MAVEN_DOWNLOADED.search(line):
+        return "downloaded", found.group(1)
+    if found := _MAVEN_COPYING.search(line):
+        return "copied", found.group(1)
+    return None
+
+
+_GO_DOWNLOADING = re.compile(r"^go: downloading (\S+) (\S+)")
+_GO_PACKAGE = re.compile(r"^[\w.~+-]+(/[\w.~+-]+)*$")
+
+
+def _go_line(line: str) -> tuple[str, str] | None:
+    # `go install -v` prints each package as it is compiled.
+    if found := _GO_DOWNLOADING.match(line):
+        return "modules downloaded", f"{found.group(1)}@{found.group(2)}"
+    if _GO_PACKAGE.match(line.strip()):
+        return "packages compiled", line.strip()
+    return None
+
+
+_PIP_LINE = re.compile(r"^\s*(Collecting|Downloading|File was already downloaded) (\S+)")
+_PIP_KINDS = {"Collecting": "resolved", "Downloading": "downloaded"}
+
+
+def _pip_line(line: str) -> tuple[str, str] | None:
+    if found := _PIP_LINE.match(line):
+        name = Path(found.group(2)).name
+        return _PIP_KINDS.get(found.group(1), "already here"), name
+    return None
+
+
+def _maven(step: FetchStep, context: Path, _repo_root: Path, ticker: Ticker) -> None:
     pom = context / str(step.options["pom"])
     args = [
         "mvn",
         "-B",
-        "-q",
         "-f",
         str(pom),
         "dependency:copy-dependencies",
@@ -80,7 +132,7 @@ def _maven(step: FetchStep, context: Path, _repo_root: Path) -> None:
     ]
     if step.options.get("exclude_transitive"):
         args.append("-DexcludeTransitive=true")
-    proc = run(args, timeout=FETCH_TIMEOUT_S)
+    proc = run_reporting(args, ticker, _maven_line, timeout=FETCH_TIMEOUT_S)
     if proc.returncode != 0:
         output = proc.stdout + proc.stderr
         missing = re.search(r"Could not (?:find|resolve|transfer) artifact (\S+)", output)
@@ -88,19 +140,21 @@ def _maven(step: FetchStep, context: Path, _repo_root: Path) -> None:
         raise FetchError(f"maven could not fetch {what}:\n{tail(output, 8)}")
 
 
-def _go(step: FetchStep, context: Path, _repo_root: Path) -> None:
+def _go(step: FetchStep, context: Path, _repo_root: Path, ticker: Ticker) -> None:
     """`go install pkg@version`, or, with `module`, inside that go.mod (pins non-semver tags)."""
     flags = [str(flag) for flag in step.options.get("flags", [])]
     env = {**os.environ, "GOBIN": str(context / step.dest), "CGO_ENABLED": "0"}
     if "module" in step.options:
         target = str(step.options["package"])
         module_dir = (context / str(step.options["module"])).parent
-        args = ["go", "install", "-mod=readonly", *flags, target]
+        args = ["go", "install", "-v", "-mod=readonly", *flags, target]
     else:
         target = f"{step.options['package']}@{step.options['version']}"
         module_dir = context
-        args = ["go", "install", *flags, target]
-    proc = run(args, timeout=FETCH_TIMEOUT_S, env=env, cwd=str(module_dir))
+        args = ["go", "install", "-v", *flags, target]
+    proc = run_reporting(
+        args, ticker, _go_line, timeout=FETCH_TIMEOUT_S, env=env, cwd=str(module_dir)
+    )
     if proc.returncode != 0:
         raise FetchError(
             f"go install of {step.describe()} failed:\n{tail(proc.stderr + proc.stdout, 8)}"
@@ -130,7 +184,7 @@ _PROJECT_FILES = ("pyproject.toml", "README.md", "src")
 _NOT_SOURCES = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
 
 
-def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
+def _pip(step: FetchStep, context: Path, repo_root: Path, ticker: Ticker) -> None:
     """Build the project's wheel, then download every dependency's wheel for the target."""
     dest = context / step.dest
     project = repo_root / str(step.options["project"])
@@ -142,7 +196,7 @@ def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
                 shutil.copytree(project / name, source / name, ignore=_NOT_SOURCES)
             else:
                 shutil.copy2(project / name, source / name)
-        build = run(
+        build = run_reporting(
             [
                 sys.executable,
                 "-m",
@@ -154,19 +208,23 @@ def _pip(step: FetchStep, context: Path, repo_root: Path) -> None:
                 str(dest),
                 str(source),
             ],
+            ticker,
+            _pip_line,
             timeout=FETCH_TIMEOUT_S,
         )
     if build.returncode != 0:
-        raise FetchError(f"building the wheel of {project} failed:\n{tail(build.stderr, 8)}")
+        raise FetchError(
+            f"building the wheel of {project} failed:\n{tail(build.stdout + build.stderr, 8)}"
+        )
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != 1:
         raise FetchError(f"expected one wheel of {project} in {dest}, found {len(wheels)}")
     extras = ",".join(step.options.get("extras", []))
     requirement = f"{wheels[0]}[{extras}]" if extras else str(wheels[0])
-    args = [sys.executable, "-m", "pip", "download", "--quiet", "-d", str(dest), *PIP_TARGET]
+    args = [sys.executable, "-m", "pip", "download", "-d", str(dest), *PIP_TARGET]
     if "constraints" in step.options:
         args += ["-c", str(repo_root / str(step.options["constraints"]))]
-    proc = run([*args, requirement], timeout=FETCH_TIMEOUT_S)
+    proc = run_reporting([*args, requirement], ticker, _pip_line, timeout=FETCH_TIMEOUT_S)
     if proc.returncode != 0:
         output = proc.stderr + proc.stdout
         missing = re.search(r"No matching distribution found for (\S+)", output)

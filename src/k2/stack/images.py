@@ -9,6 +9,7 @@ looks good.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k2.stack import transfer
-from k2.stack._proc import run, tail
+from k2.stack._proc import Ticker, run, tail
 from k2.stack.baseimage import BASE_IMAGE, ensure_base_image
 from k2.stack.errors import StackError
 from k2.stack.fetch import FetchError, FetchStep
@@ -158,7 +159,7 @@ def _stage(item: PlannedImage, build_root: Path, repo_root: Path) -> Path:
         shutil.rmtree(context)
     shutil.copytree(item.spec.directory, context, ignore=shutil.ignore_patterns(*_IGNORED_PARTS))
     for step in item.spec.fetch:
-        step.run(context, repo_root)
+        step.run(context, repo_root, lambda line: _say(item.spec.service, line))
     return context
 
 
@@ -182,7 +183,8 @@ def _docker_build(item: PlannedImage, context: Path, log_path: Path) -> None:
         str(context),
     ]
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    with log_path.open("w") as log:
+    say = functools.partial(_say, item.spec.service)
+    with log_path.open("w") as log, Ticker(say) as ticker:
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -190,7 +192,10 @@ def _docker_build(item: PlannedImage, context: Path, log_path: Path) -> None:
         for line in proc.stdout:
             log.write(line)
             if line.startswith("Step "):
-                _say(item.spec.service, line.strip()[:100])
+                say(line.strip()[:100])
+                ticker.said()
+            elif line.strip():
+                ticker.doing(line.strip())  # what a long RUN step prints (apt, pip)
         code = proc.wait()
     if code != 0:
         raise StackError(
