@@ -78,3 +78,11 @@ def test_run_reporting_stops_a_command_at_its_timeout() -> None:
         )
     assert proc.returncode == 124
     assert "timed out" in proc.stderr
+
+
+def test_debootstrap_lines_are_read_as_steps_per_package() -> None:
+    from k2.stack.baseimage import _debootstrap_line
+
+    assert _debootstrap_line("I: Retrieving libc6 2.36-9+deb12u10") == ("retrieving", "libc6")
+    assert _debootstrap_line("I: Configuring apt...") == ("configuring", "apt...")
+    assert _debootstrap_line("I: Base system installed successfully.") is None

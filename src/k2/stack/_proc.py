@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TICK_EVERY_S: Final = 15.0
 """The longest a build step may stay silent (issue 13: a newcomer never stares at nothing)."""
+SPEAK_AFTER_S: Final = TICK_EVERY_S - 1.0
+"""When the ticker speaks: a second early, since it looks twice a second and lines lag."""
 
 
 def run(
@@ -46,7 +50,7 @@ def tail(text: str, lines: int = 15) -> str:
 
 
 class Ticker:
-    """Says what a long step is doing at least every `every_s` seconds, never silent longer.
+    """Says what a long step is doing after `every_s` seconds of silence (none reaches 15 s).
 
     Why: a cold build fetches and compiles for minutes; a newcomer watching a terminal that
     says nothing for four minutes cannot tell a slow download from a hang. The step's own
@@ -56,7 +60,7 @@ class Ticker:
     def __init__(
         self,
         say: Callable[[str], None],
-        every_s: float = TICK_EVERY_S,
+        every_s: float = SPEAK_AFTER_S,
         measure: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -80,7 +84,7 @@ class Ticker:
     def doing(self, item: str) -> None:
         """The current item, not counted (e.g. a build's latest output line)."""
         with self._lock:
-            self.current = item
+            self.current = _ANSI.sub("", item)
 
     def said(self) -> None:
         """The caller printed a line itself: the next tick is due `every_s` from now."""
@@ -93,8 +97,9 @@ class Ticker:
             parts = [f"{self._clock() - self._started:.0f}s"]
             parts += [f"{count} {kind}" for kind, count in self.counts.items()]
             current = self.current
-        if self._measure is not None:
-            parts.append(self._measure())
+        measured = self._measure() if self._measure is not None else ""
+        if measured:
+            parts.append(measured)
         line = ", ".join(parts)
         return f"{line}; last: {current[:90]}" if current else line
 
@@ -119,7 +124,7 @@ class Ticker:
             self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(0.5):
             self.tick()
 
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from k2.stack._proc import run, tail
+from k2.stack._proc import Ticker, run, run_reporting, tail
 from k2.stack.engine import apt_install
 from k2.stack.errors import StackError
 
@@ -75,6 +75,18 @@ def _try_pull() -> bool:
     return run(["docker", "pull", "-q", BASE_IMAGE], timeout=300).returncode == 0
 
 
+_DEBOOTSTRAP_STEP = re.compile(
+    r"^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) (\S+)"
+)
+
+
+def _debootstrap_line(line: str) -> tuple[str, str] | None:
+    """Debootstrap's `I: Retrieving libc6 2.36-9` lines, as (what it did, package)."""
+    if found := _DEBOOTSTRAP_STEP.match(line):
+        return found.group(1).lower(), found.group(2)
+    return None
+
+
 def _debootstrap(mirror: str, rootfs: Path) -> None:
     if not shutil.which("debootstrap"):
         if os.geteuid() != 0:
@@ -83,10 +95,13 @@ def _debootstrap(mirror: str, rootfs: Path) -> None:
                 "pull the image on a machine with registry access, or install debootstrap",
             )
         apt_install("debootstrap")
-    proc = run(
-        ["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
-        timeout=1200,
-    )
+    with Ticker(lambda line: print(f"k2-stack: {BASE_IMAGE}: {line}", flush=True)) as ticker:
+        proc = run_reporting(
+            ["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
+            ticker,
+            _debootstrap_line,
+            timeout=1200,
+        )
     if proc.returncode != 0:
         raise StackError(
             f"debootstrap of {SUITE} failed:\n{tail(proc.stdout + proc.stderr)}",

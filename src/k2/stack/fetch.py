@@ -73,13 +73,10 @@ class FetchStep:
 
 
 def _size_of(directory: Path) -> str:
-    """How much the fetch has put in its destination so far."""
-    total = (
-        sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
-        if directory.exists()
-        else 0
-    )
-    return f"{total / 1e6:.1f} MB in {directory.name}/"
+    """How much the fetch has put in its destination so far ('' while nothing)."""
+    files = [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
+    total = sum(p.stat().st_size for p in files)
+    return f"{total / 1e6:.1f} MB in {directory.name}/" if total else ""
 
 
 _MAVEN_DOWNLOADED = re.compile(r"Downloaded from [^:]+: \S+/([^/\s]+)")
