@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import describe, write_results
+from benchmarks.stack_bench import k2_images
 from k2.stack.baseimage import BASE_IMAGE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,18 +65,7 @@ def _size_mb(path: Path) -> float:
 
 def _empty_engine() -> list[str]:
     """Remove every k2 image and the base image; what was removed."""
-    listing = _tool_output(
-        [
-            "docker",
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            "--filter",
-            "label=org.k2.service",
-        ]
-    )
-    refs = [*listing.split(), BASE_IMAGE]
+    refs = [*k2_images(), BASE_IMAGE]
     subprocess.run(["docker", "image", "rm", "-f", *refs], capture_output=True, check=False)
     subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
     left = _tool_output(["docker", "image", "ls", "-q", BASE_IMAGE])

@@ -58,7 +58,8 @@ def _timed(args: list[str], **kwargs: Any) -> float:
     return round(elapsed, 2)
 
 
-def _k2_images() -> list[str]:
+def k2_images() -> list[str]:
+    """Every image the k2 builder made (labelled org.k2.service), as repository:tag."""
     out = subprocess.run(
         [
             "docker",
@@ -91,7 +92,7 @@ def _host_caches() -> dict[str, str]:
 
 def cold_build() -> dict[str, Any]:
     """Delete every k2 image (the builder cache goes with them), then build all."""
-    images = _k2_images()
+    images = k2_images()
     if images:
         subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True, check=True)
     subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=True)

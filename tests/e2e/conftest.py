@@ -59,10 +59,15 @@ async def full_stack(anyio_backend: str, docker_manager: E2EDockerManager) -> di
 
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest, stack_target: Target | None) -> Deployment:
-    """The running K2 the tests talk to: the --e2e-target, else this session's full stack.
+    """The running K2 the tests talk to: the --e2e-target, else this session's full stack."""
+    return _deployment(request, stack_target)
 
-    The stack is reached through `request` so that a run against a target never starts one
-    (and the tests using only this fixture can be marked operational).
+
+def _deployment(request: pytest.FixtureRequest, stack_target: Target | None) -> Deployment:
+    """The target, or the full stack, started now if it is not running yet.
+
+    Through `request`, so that a run against a target never starts one, and the tests that
+    use only this can be marked operational.
     """
     if stack_target is not None:
         return stack_target
@@ -126,12 +131,7 @@ def e2e_cpus(stack_settings: Settings) -> float | None:
 @pytest.fixture(scope="session")
 def feed_pool(request: pytest.FixtureRequest, stack_target: Target | None) -> Iterator[FeedPool]:
     """The feed's worker processes, connected once for the session (see k2.feed.pool)."""
-    if stack_target is not None:
-        endpoints = Endpoints.of(stack_target)
-    else:
-        request.getfixturevalue("full_stack")
-        manager: E2EDockerManager = request.getfixturevalue("docker_manager")
-        endpoints = Endpoints.of(manager.project)
+    endpoints = Endpoints.of(_deployment(request, stack_target))
     with FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool:
         yield pool
 
