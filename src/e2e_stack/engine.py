@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -200,18 +201,22 @@ class Engine:
             return str(self.docker.info().cgroup_driver)
 
     def image_tags(self) -> set[str]:
-        """Every tag of every local image."""
-        with _translated():
-            return {tag for image in self.docker.image.list() for tag in image.repo_tags}
+        """Every tag of every local image.
+
+        One formatted listing: python-on-whales inspects each listed image and parses the
+        result into its models, 165-200 ms for 13 images against 26 ms (2-core machine,
+        calibration 170 ms); every session's preflight waits for this.
+        """
+        listing = _run([*self.client_call, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        return {line for line in listing.split() if not line.endswith(":<none>")}
 
     def image_ids(self, references: Iterable[str]) -> dict[str, str]:
-        """Image reference -> image id, for local images."""
+        """Image reference -> image id, for local images (one formatted inspect, as above)."""
         refs = sorted(set(references))
         if not refs:
             return {}
-        with _translated():
-            images = self.docker.image.inspect(refs)
-        return {ref: image.id for ref, image in zip(refs, images, strict=True)}
+        ids = _run([*self.client_call, "image", "inspect", "--format", "{{.Id}}", *refs]).split()
+        return dict(zip(refs, ids, strict=True))
 
     def endpoint(self, env: Mapping[str, str] | None = None) -> str:
         """The engine's endpoint as the docker CLI picks it ("" for the default socket).
@@ -271,8 +276,15 @@ class Engine:
         return resources
 
     def resources(self) -> list[Resource]:
-        """Every compose-labelled container, network and volume on the engine."""
-        return [r for kind in ("container", "network", "volume") for r in self.labelled(kind)]
+        """Every compose-labelled container, network and volume on the engine.
+
+        The three listings run at once: each is two CLI start-ups that mostly wait on the
+        engine, and every session start (the sweep) waits for all of them.
+        """
+        kinds = ("container", "network", "volume")
+        with ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+            listed = list(pool.map(self.labelled, kinds))
+        return [resource for found in listed for resource in found]
 
     def remove(self, resources: Iterable[Resource]) -> None:
         """Containers first (they hold networks and volumes), then networks, then volumes.
