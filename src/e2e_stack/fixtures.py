@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,6 +40,7 @@ from e2e_stack.project import (
     write_env_file,
     write_overlay,
 )
+from e2e_stack.readiness import ContainerState
 from e2e_stack.redact import Redactor, secrets_in
 from e2e_stack.settings import Settings
 from e2e_stack.signals import interrupt_on_sigterm
@@ -303,28 +305,36 @@ def stack_manager(
 
     interrupt_on_sigterm()  # A session without xdist (workers installed it at configure).
     root = pytestconfig.rootpath
-    for verdict in sweep(
-        stack_project.engine,
-        stack_state.identity.host,
-        stack_settings.project_prefix,
-        stack_state.keys,
-    ):
+    order = growth_order(stack_preflight, stack_settings.profiles)
+    start = stack_settings.profile or order[0]
+    # The starting profile's model (and, under --e2e-reuse, whether its stack is up already)
+    # is resolved while the sweep lists the engine: both are CLI calls that mostly wait.
+    project = stack_project.with_profiles(profiles_of(start))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        swept = pool.submit(
+            sweep,
+            stack_project.engine,
+            stack_state.identity.host,
+            stack_settings.project_prefix,
+            stack_state.keys,
+        )
+        reusable: dict[str, ContainerState] | None = None
+        if stack_settings.reuse:
+            reusable = reuse.ready_states(project)
+        else:
+            _ = project.config  # cached on the project for `up` and the waits
+        verdicts = swept.result()
+    for verdict in verdicts:
         if verdict.remove:
             say(f"e2e-stack: removed leftover stack {verdict.project} ({verdict.reason})")
             shutil.rmtree(stack_state.run_dir(root, verdict.project), ignore_errors=True)
     for name in remove_unused(stack_settings.project_prefix):
         say(f"e2e-stack: removed unused CPU-limit cgroup {name}")
     manager = StackManager(
-        stack_project,
-        docker_setup,
-        docker_cleanup,
-        growth_order(stack_preflight, stack_settings.profiles),
-        keep=stack_settings.keep,
-        say=say,
+        project, docker_setup, docker_cleanup, order, keep=stack_settings.keep, say=say
     )
-    start = stack_settings.profile or manager.order[0]
-    if stack_settings.reuse and reuse.all_ready(stack_project.with_profiles(profiles_of(start))):
-        manager.adopt(start)
+    if reusable is not None:
+        manager.adopt(start, reusable)
         say(f"e2e-stack: reusing running stack {stack_project.name}")
     stack_state.manager = manager
     # Sampling starts once a profile is up: `docker stats` costs the engine CPU that the

@@ -28,7 +28,7 @@ from e2e_stack.project import (
     write_env_file,
     write_overlay,
 )
-from e2e_stack.readiness import Recovering, deadline_for, strategies
+from e2e_stack.readiness import ContainerState, Recovering, deadline_for, strategies
 from e2e_stack.waiting import NEVER_CREATED, StackUnhealthy, WaitReport, raise_if_broken
 from e2e_stack.waiting import wait_until_ready as _wait
 
@@ -192,12 +192,15 @@ class StackManager:
         )
         self._refresh_endpoints()  # A restarted container may have another ephemeral port.
 
-    def adopt(self, profile: str) -> None:
-        """Take over a stack that already runs `profile` (a reused one) without `up`."""
+    def adopt(self, profile: str, states: Mapping[str, ContainerState] | None = None) -> None:
+        """Take over a stack that already runs `profile` (a reused one) without `up`.
+
+        `states`: the services as just observed ready (their ports), saving another look.
+        """
         with self._lock:
             self.active_profile = profile
             self.project = self.project.with_profiles(profiles_of(profile))
-            self._refresh_endpoints()
+            self._refresh_endpoints(states)
             self.on_ready()
 
     def ensure_still_ready(self) -> None:
@@ -228,18 +231,18 @@ class StackManager:
             chosen = {name: Recovering(s, recovering_since) for name, s in chosen.items()}
         raise_if_broken(self.project.engine, chosen)
 
-    def endpoints(self) -> dict[str, str]:
+    def endpoints(self, states: Mapping[str, ContainerState] | None = None) -> dict[str, str]:
         """Map service -> 'host:port' of its first published port, for the active profile."""
-        ports = self.project.host_ports()
+        ports = self.project.host_ports(states)
         found: dict[str, str] = {}
         for service, port in self.project.published():
             if service not in found and (service, port) in ports:
                 found[service] = f"{self.project.host}:{ports[(service, port)]}"
         return found
 
-    def _refresh_endpoints(self) -> None:
+    def _refresh_endpoints(self, states: Mapping[str, ContainerState] | None = None) -> None:
         """Update `running_services` in place: fixtures hand out this one dict."""
-        current = self.endpoints()
+        current = self.endpoints(states)
         self.running_services.clear()
         self.running_services.update(current)
 

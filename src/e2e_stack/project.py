@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from e2e_stack.engine import LOOPBACK, ComposeBinding, Engine
+from e2e_stack.readiness import ContainerState
 
 # A port a variable pins before `up` is picked below the kernel's and Docker's ephemeral
 # range, so no ephemeral port handed out meanwhile takes it.
@@ -211,9 +212,15 @@ class ComposeProject:
             for port in spec.get("ports") or []
         ]
 
-    def host_ports(self) -> dict[tuple[str, int], int]:
-        """(service, container port) -> host port for every published port, in one call."""
-        states = self.engine.observe(sorted(self.config["services"]))
+    def host_ports(
+        self, states: Mapping[str, ContainerState] | None = None
+    ) -> dict[tuple[str, int], int]:
+        """(service, container port) -> host port for every published port, in one call.
+
+        `states`, when the caller has just observed the services, saves that call.
+        """
+        if states is None:
+            states = self.engine.observe(sorted(self.config["services"]))
         return {
             (service, target): host
             for service, state in states.items()

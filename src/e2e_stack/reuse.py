@@ -15,7 +15,7 @@ from typing import Any
 
 from e2e_stack.engine import Engine
 from e2e_stack.project import ComposeProject
-from e2e_stack.readiness import Verdict, strategies
+from e2e_stack.readiness import ContainerState, Verdict, strategies
 
 
 def _without_volatile(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,8 +45,13 @@ def reuse_project_name(prefix: str, digest: str, worker: str | None = None) -> s
     return f"{prefix}-reuse-{digest}" + (f"-{worker}" if worker else "")
 
 
-def all_ready(project: ComposeProject) -> bool:
-    """True when every service of the project's profiles is ready right now."""
+def ready_states(project: ComposeProject) -> dict[str, ContainerState] | None:
+    """Every service's state when all of the project's profiles are ready now, else None.
+
+    The caller adopts the stack with these states (its ports), so reuse observes it once.
+    """
     chosen = strategies(project.config)
     states = project.engine.observe(sorted(chosen))
-    return all(chosen[name].judge(state)[0] is Verdict.READY for name, state in states.items())
+    if all(chosen[name].judge(state)[0] is Verdict.READY for name, state in states.items()):
+        return states
+    return None
