@@ -14,13 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema
-from pyiceberg.catalog import Catalog, load_catalog
 
 from e2e_stack import Deployment, StackUnhealthy
 from k2.model import TOPIC, decode_body, split_wire
@@ -34,6 +33,9 @@ from tests.e2e.utils.data_validator import (
     mismatch_text,
     unreadable,
 )
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
 
 T = TypeVar("T")
 API_PAGE = 10_000
@@ -119,7 +121,13 @@ class Endpoints:
         )
 
     def catalog(self) -> Catalog:
-        """PyIceberg's REST catalog, reading files from MinIO through its published port."""
+        """PyIceberg's REST catalog, reading files from MinIO through its published port.
+
+        Imported here: PyIceberg takes about 0.2 s to import, which runs that never read
+        Iceberg (most stack tests, every `--e2e-reuse` iteration on them) need not pay.
+        """
+        from pyiceberg.catalog import load_catalog
+
         return load_catalog(
             "k2-e2e",
             type="rest",
