@@ -9,12 +9,12 @@ pytest-docker's and override its defaults.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import shutil
 from collections.abc import Generator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from e2e_stack import hookspecs
 from e2e_stack.faults import format_rows as format_faults
 from e2e_stack.identity import RunIdentity
-from e2e_stack.settings import Settings, add_options, engine_for
+from e2e_stack.settings import OPTIONS, Settings, add_options, engine_for
 from e2e_stack.signals import interrupt_on_sigterm, wait_for_signalled
 from e2e_stack.state import CONTROL_FIXTURE, FAULTS, STATE, RunState
 from e2e_stack.state import uses_stack as _uses_stack
@@ -109,6 +109,7 @@ class _XdistController:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve settings once (a bad value stops pytest with one line) and name this run."""
+    _refuse_option_value_read_as_a_test_path(config)
     settings = Settings.from_config(config)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     worker = workerinput.get("workerid")
@@ -116,7 +117,6 @@ def pytest_configure(config: pytest.Config) -> None:
     identity = RunIdentity.current(workerinput.get(_RUN_ID_KEY))
     state = RunState(settings, identity, worker)
     if settings.target is not None:
-        _refuse_target_read_as_a_test_path(config, settings.target)
         # Read now: a bad file stops pytest with one line, before anything is collected.
         state.target = Target.load(settings.target, os.environ)
     config.stash[STATE] = state
@@ -138,23 +138,25 @@ def pytest_configure(config: pytest.Config) -> None:
         interrupt_on_sigterm()  # Before any test: a nested session's test has no stack.
 
 
-def _refuse_target_read_as_a_test_path(config: pytest.Config, target: Path) -> None:
-    """Stop a run whose `--e2e-target FILE` pytest took for a test path too.
+def _refuse_option_value_read_as_a_test_path(config: pytest.Config) -> None:
+    """Stop a run where pytest took the value of a separate-word --e2e-* option for a test path.
 
     pytest finds its rootdir and ini file before plugins add their options, so an existing
-    file after a separate `--e2e-target` counts as a path then: outside the project, the
-    project's ini (markers, addopts) is never read. `--e2e-target=FILE` has no such problem.
+    path after a separate `--e2e-target` (or `--e2e-artifacts`, ...) counts as a test path
+    then: outside the project, the project's ini (markers, addopts, these settings) is never
+    read. `--e2e-target=FILE` has no such problem.
     """
-    args = list(config.invocation_params.args)
-    separate = any(
-        arg == "--e2e-target" and index + 1 < len(args) for index, arg in enumerate(args)
-    )
     here = config.invocation_params.dir.resolve()
-    if separate and (config.inipath is None or not here.is_relative_to(config.rootpath.resolve())):
-        raise pytest.UsageError(
-            f"write --e2e-target={target} (with '='): as a separate word pytest also took "
-            f"the file for a test path and looked for its configuration in {target.parent}"
-        )
+    if config.inipath is not None and here.is_relative_to(config.rootpath.resolve()):
+        return  # the project's configuration was found: nothing was lost
+    args = list(config.invocation_params.args)
+    flags = {option.flag for option in OPTIONS.values() if not option.is_flag}
+    for flag, value in itertools.pairwise(args):
+        if flag in flags and (here / value).exists():
+            raise pytest.UsageError(
+                f"write {flag}={value} (with '='): as a separate word pytest also took "
+                f"{value} for a test path and looked for its configuration there"
+            )
 
 
 def _on_own_engine(settings: Settings, worker: str | None) -> Settings:

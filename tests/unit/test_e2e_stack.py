@@ -73,6 +73,42 @@ def test_installed_plugin_offers_its_options_without_any_conftest(tmp_path: Path
     assert "--e2e-freshness-slo" not in proc.stdout, "K2's own option leaked into the plugin"
 
 
+PROJECT = Path(__file__).resolve().parents[2]
+SMALL_MODULE = "tests/unit/test_feed_pacing.py"
+
+
+@pytest.mark.parametrize("flag", ["--e2e-artifacts", "--e2e-target"])
+def test_a_path_option_as_a_separate_word_is_refused_naming_the_spelling(
+    tmp_path: Path, flag: str
+) -> None:
+    """Else pytest takes the path for a test path too, and loses the project's configuration."""
+    value = tmp_path
+    if flag == "--e2e-target":
+        value = tmp_path / "target.toml"
+        value.touch()
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    separate = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", flag, str(value)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert separate.returncode == pytest.ExitCode.USAGE_ERROR, separate.stdout
+    assert f"write {flag}={value} (with '=')" in separate.stderr
+    pytest_cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q"]
+    joined = subprocess.run(
+        [*pytest_cmd, f"--e2e-artifacts={tmp_path}", SMALL_MODULE],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert joined.returncode == pytest.ExitCode.OK, joined.stdout + joined.stderr
+
+
 # -- settings -----------------------------------------------------------------------------
 
 
