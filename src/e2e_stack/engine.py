@@ -342,6 +342,31 @@ class Engine:
                 states[state.service] = state
         return states
 
+    def container_events(self, actions: Sequence[str]) -> subprocess.Popen[str]:
+        """`docker events` for the project's containers, one action per line, until stopped.
+
+        The caller owns the process (see e2e_stack.wakeup). `health_status` matches each
+        "health_status: <status>" (the engine matches that action by prefix).
+        """
+        project = self._bound().project_name
+        argv = [
+            *self.client_call,
+            "events",
+            "--filter",
+            "type=container",
+            "--filter",
+            f"label={COMPOSE_PROJECT_LABEL}={project}",
+            *(arg for action in actions for arg in ("--filter", f"event={action}")),
+            "--format",
+            "{{.Action}}",
+        ]
+        try:
+            return subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+        except FileNotFoundError as exc:
+            raise EngineError(f"{argv[0]!r} is not installed or not on PATH") from exc
+
     def logs(self, service: str, tail: int | None = None, since: datetime | None = None) -> str:
         """A service's log: the last `tail` lines, or everything since `since` (timestamped)."""
         with _translated():

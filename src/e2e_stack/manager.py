@@ -31,6 +31,7 @@ from e2e_stack.project import (
 from e2e_stack.readiness import ContainerState, Recovering, deadline_for, strategies
 from e2e_stack.waiting import NEVER_CREATED, StackUnhealthy, WaitReport, raise_if_broken
 from e2e_stack.waiting import wait_until_ready as _wait
+from e2e_stack.wakeup import EngineEvents
 
 UP_FINISH_GRACE_S = 60.0
 DEFAULT_SETUP: Final = ("up -d",)
@@ -274,6 +275,7 @@ class StackManager:
         started = time.monotonic()
         up_error: list[BaseException] = []
         up_done = threading.Event()
+        events = EngineEvents(project.engine)
 
         def run_up() -> None:
             try:
@@ -283,20 +285,23 @@ class StackManager:
                 up_error.append(exc)
             finally:
                 up_done.set()
+                events.poke()
 
         self._say(f"e2e-stack: starting profile {profile or '(default)'!r} of {project.name}")
         thread = threading.Thread(target=run_up, name="e2e-stack-up", daemon=True)
-        thread.start()
-        model = project.config  # Resolved while compose creates the containers.
         try:
-            report: WaitReport = _wait(
-                project.engine,
-                strategies(model),
-                {name: deadline_for(spec) for name, spec in model["services"].items()},
-                on_change=self._progress,
-                still_starting=lambda: not up_done.is_set(),
-                setup_failed=lambda: str(up_error[0]) if up_error else None,
-            )
+            with events:  # Listening before `up`, so that no change goes unseen.
+                thread.start()
+                model = project.config  # Resolved while compose creates the containers.
+                report: WaitReport = _wait(
+                    project.engine,
+                    strategies(model),
+                    {name: deadline_for(spec) for name, spec in model["services"].items()},
+                    on_change=self._progress,
+                    still_starting=lambda: not up_done.is_set(),
+                    setup_failed=lambda: str(up_error[0]) if up_error else None,
+                    sleep=events.sleep,
+                )
         except StackUnhealthy as exc:
             up_done.wait(UP_FINISH_GRACE_S)  # Let compose stop creating before teardown.
             if up_error and exc.reason == NEVER_CREATED:
