@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -123,3 +124,27 @@ def test_only_operational_tests_that_control_no_container_run_against_a_target()
     assert "not marked operational" in str(target_verdict(_item(("tmp_path",), operational=False)))
     with pytest.raises(pytest.UsageError, match="marked operational but its fixtures reach"):
         target_verdict(_item(("stack_target", "stack_manager"), operational=True))
+
+
+def test_addresses_that_drop_connections_are_waited_on_together(tmp_path: Path) -> None:
+    """A host that drops packets holds each attempt for its whole timeout: not one after another.
+
+    A listener whose accept queue is full drops further connection attempts, as a host
+    behind a black-holing firewall does.
+    """
+    timeout_s = 0.5
+    with socket.socket() as full, socket.socket() as queued:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued.connect(("127.0.0.1", port))  # fills the queue: later attempts time out
+        services = "".join(
+            f'[services.s{n}]\nports = {{ {n + 1} = "127.0.0.1:{port}" }}\n' for n in range(4)
+        )
+        target = Target.load(_write(tmp_path, services), {})
+        started = time.monotonic()
+        lines = target.unreachable(timeout_s)
+        elapsed = time.monotonic() - started
+    assert len(lines) == 4, lines
+    assert all("timed out" in line for line in lines), lines
+    assert elapsed < 3 * timeout_s, f"{elapsed:.2f} s: the attempts ran one after another"
