@@ -394,10 +394,19 @@ def stack_faults(
 
 
 @pytest.fixture(autouse=True)
-def _stack_still_ready(request: pytest.FixtureRequest) -> None:
-    """Before each stack test, notice a service that an earlier test restarted or broke."""
+def _stack_still_ready(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Before each stack test, notice a service that an earlier test restarted or broke.
+
+    Right after the stack was started or adopted no test has run yet: nothing to notice.
+    """
     manager = run_state(request.config).manager
-    if manager is None or manager.active_profile is None:
-        return
-    if uses_stack(request.fixturenames):
+    if (
+        manager is not None
+        and manager.active_profile is not None
+        and not manager.ready_since_last_test
+        and uses_stack(request.fixturenames)
+    ):
         manager.ensure_still_ready()
+    yield
+    if manager is not None:
+        manager.ready_since_last_test = False

@@ -132,6 +132,9 @@ class StackManager:
         self.active_profile: str | None = None
         self.failure: StackUnhealthy | None = None
         self.on_ready: Callable[[], None] = lambda: None  # called after each profile is up
+        # Every service seen ready since the last test ended: the next still-ready check has
+        # nothing to notice. The `_stack_still_ready` fixture clears it after each test.
+        self.ready_since_last_test = False
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -202,6 +205,7 @@ class StackManager:
             self.active_profile = profile
             self.project = self.project.with_profiles(profiles_of(profile))
             self._refresh_endpoints(states)
+            self.ready_since_last_test = True
             self.on_ready()
 
     def ensure_still_ready(self) -> None:
@@ -219,6 +223,7 @@ class StackManager:
             on_change=notice,
         )
         self._refresh_endpoints()
+        self.ready_since_last_test = True
 
     def raise_if_broken(self, recovering_since: float | None = None) -> None:
         """Raise StackUnhealthy, with the service's logs, if a service is down right now.
@@ -266,6 +271,7 @@ class StackManager:
                     raise
                 self.active_profile = wanted
                 self._refresh_endpoints()
+                self.ready_since_last_test = True
                 self.on_ready()
             return self.running_services
 
