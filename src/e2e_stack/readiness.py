@@ -87,6 +87,12 @@ class KeepsRunning:
     def judge(self, state: ContainerState) -> tuple[Verdict, str]:
         """See class docstring."""
         if state.status in DOWN:
+            if state.status == "exited" and state.exit_code == 0:
+                return Verdict.FAILED, (
+                    f"container {state.describe()}; if it is a one-shot, let the service that "
+                    "needs it depend on it with condition service_completed_successfully "
+                    "(as `docker compose up --wait` requires)"
+                )
             return Verdict.FAILED, f"container {state.describe()}"
         if state.status == "running":
             return Verdict.READY, ""

@@ -473,6 +473,9 @@ def test_readiness_strategies_judge_states() -> None:
     running = KeepsRunning()
     assert running.judge(_state("created"))[0] is Verdict.WAITING
     assert running.judge(_state("running"))[0] is Verdict.READY
+    verdict, reason = running.judge(_state("exited", code=0))
+    assert verdict is Verdict.FAILED, "an exit is a crash unless a dependant awaits completion"
+    assert "service_completed_successfully" in reason
 
 
 def test_a_container_its_restart_policy_brings_back_has_failed_unless_a_fault_ended() -> None:
