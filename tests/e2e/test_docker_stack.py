@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -336,6 +337,64 @@ def test_a_run_against_an_external_target_tests_it_and_leaves_it_untouched(
     assert not docker.container.list(all=True, filters=[("label", label)])
     assert not docker.network.list(filters=[("label", label)])
     assert not docker.volume.list(filters=[("label", label)])
+
+
+REUSED_TEST = (
+    "tests/e2e/test_docker_stack.py::test_minimal_profile_selects_exactly_the_infrastructure"
+)
+
+
+def test_reuse_keeps_the_stack_and_a_second_run_adopts_it_untouched(
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path
+) -> None:
+    """--e2e-reuse: a first run starts the stack and leaves it up; the next one adopts it.
+
+    As a developer iterates: the second run (same files, variables and images) runs its test
+    on those very containers, none started, stopped or restarted.
+
+    The nested runs get a project prefix of their own, so a developer's reused stack on this
+    engine is never adopted, nor removed at the end; they run without the slow mode's CPU
+    limit, whose cgroup a kept stack would outlive.
+    """
+    settings = stack_state.settings
+    prefix = f"k2reuse{os.getpid()}"
+    variables = {
+        "CI": "",
+        settings.env_name("GATE"): "",
+        settings.env_name("PROFILE"): "minimal",
+        **{settings.env_name(n): "" for n in ("CPUS", "ENGINES", "KEEP", "TARGET")},
+    }
+    args = (
+        "-m",
+        "e2e",
+        "--e2e-reuse",
+        f"--e2e-project-prefix={prefix}",
+        f"--e2e-artifacts={tmp_path / 'artifacts'}",
+        REUSED_TEST,
+    )
+    root = pytestconfig.rootpath
+    engine = Engine()
+    try:
+        code, first = _nested_pytest(root, variables, *args)
+        assert code == 0, first[-4000:]
+        projects = {r.project for r in engine.resources() if r.project.startswith(prefix)}
+        assert len(projects) == 1, f"expected one kept stack, found {sorted(projects)}"
+        [project] = projects
+        assert f"stack {project} left running" in first, first[-2000:]
+        before = _container_states(project)
+        assert set(before) == MINIMAL_SERVICES, before
+
+        code, second = _nested_pytest(root, variables, *args)
+        assert code == 0, second[-4000:]
+        assert f"reusing running stack {project}" in second, second[-2000:]
+        assert "starting profile" not in second, second[-2000:]
+        assert _container_states(project) == before, "the second run touched the containers"
+    finally:
+        ours = [r for r in engine.resources() if r.project.startswith(prefix)]
+        engine.remove(ours)
+        for name in {r.project for r in ours}:
+            shutil.rmtree(stack_state.run_dir(root, name), ignore_errors=True)
+    assert not [r for r in engine.resources() if r.project.startswith(prefix)]
 
 
 def test_teardown_leaves_nothing(
