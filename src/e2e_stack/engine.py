@@ -481,6 +481,32 @@ class Engine:
             for network in networks:
                 self.docker.network.connect(network, container, alias=service)
 
+    def start_created(self, containers: Sequence[str]) -> None:
+        """Start containers compose has created (one `docker start`; a running one stays as is).
+
+        The engine answers a start of a running container with "not modified", so compose's
+        own start of it later in the same `up` does nothing.
+        """
+        if containers:
+            _run([*self.client_call, "start", *containers])
+
+    def check_in(self, container: str, argv: Sequence[str], timeout_s: float) -> bool:
+        """Whether `argv` exits 0 inside `container`, as the engine runs a healthcheck there.
+
+        `docker exec` uses the container's user and environment, as a healthcheck does. Past
+        `timeout_s` (or if the container is not running) the answer is False.
+        """
+        try:
+            proc = subprocess.run(
+                [*self.client_call, "exec", container, *argv],
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except (subprocess.TimeoutExpired, OSError):
+            return False
+        return proc.returncode == 0
+
     def execute(self, service: str, argv: Sequence[str]) -> str:
         """Run a command in a service's container; its output."""
         with _translated():

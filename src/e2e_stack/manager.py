@@ -11,6 +11,7 @@ another worker's tests.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,9 @@ from typing import Any, Final
 
 import anyio
 
+from e2e_stack.asking import askable, exec_asks
 from e2e_stack.engine import LOOPBACK, EngineError
+from e2e_stack.headstart import Headstart
 from e2e_stack.project import (
     ComposeProject,
     compose_command,
@@ -91,6 +94,18 @@ def reachable_profiles(
             f"profile {first!r} is not in the compose files: choose one of {', '.join(order)}"
         )
     return tuple(profile for profile in order[order.index(first) :] if profile)
+
+
+def starts_all(setup: Sequence[str]) -> bool:
+    """Whether the setup commands start every service they create (a plain `up`).
+
+    Only then does starting a created container sooner than compose change nothing but when.
+    """
+    words = [shlex.split(command) for command in setup]
+    return any(
+        command[:1] == ["up"] and not {"--no-start", "--no-deps"} & set(command)
+        for command in words
+    )
 
 
 def _as_list(commands: str | Sequence[str]) -> list[str]:
@@ -221,6 +236,7 @@ class StackManager:
             strategies(model),
             {name: deadline_for(spec) for name, spec in model["services"].items()},
             on_change=notice,
+            headstart=Headstart(model, askable(model, self.project.host)),
         )
         self._refresh_endpoints()
         self.ready_since_last_test = True
@@ -307,6 +323,13 @@ class StackManager:
                     still_starting=lambda: not up_done.is_set(),
                     setup_failed=lambda: str(up_error[0]) if up_error else None,
                     sleep=events.sleep,
+                    headstart=Headstart(
+                        model,
+                        askable(model, project.host),
+                        exec_asks(model, project.engine.check_in),
+                        project.engine.start_created if starts_all(self._setup) else None,
+                    ),
+                    nap=events.wait,
                 )
         except StackUnhealthy as exc:
             up_done.wait(UP_FINISH_GRACE_S)  # Let compose stop creating before teardown.

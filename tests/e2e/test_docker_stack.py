@@ -29,13 +29,17 @@ from confluent_kafka.admin import AdminClient
 from python_on_whales import DockerClient
 
 from e2e_stack import Engine, StackUnhealthy
+from e2e_stack.asking import askable, exec_asks
 from e2e_stack.cpu_limit import CpuLimit, CpuLimitError
 from e2e_stack.cpu_meter import process_cpu_seconds
 from e2e_stack.faults import Faults
+from e2e_stack.headstart import Headstart
 from e2e_stack.preflight import PreflightError, run_all
+from e2e_stack.readiness import strategies
 from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
 from e2e_stack.target import describe
+from e2e_stack.waiting import wait_until_ready
 from tests.e2e.k2_plugin import KAFKA_PORT_VARIABLE
 from tests.e2e.utils.docker_manager import E2EDockerManager
 from tests.e2e.utils.hops import poll_until
@@ -126,6 +130,10 @@ def _nested_pytest(cwd: Path, env: Mapping[str, str], *args: str) -> tuple[int, 
         return code, session.output()
 
 
+ENGINE_AGREES_S = 15.0
+"""How long the engine's healthchecks may lag the layer's own asks of them."""
+
+
 # -- the session's stack -----------------------------------------------------------------
 
 
@@ -148,13 +156,18 @@ def test_every_service_is_ready_and_reachable_on_the_port_compose_reports(
     docker_services: Any,
     stack_publish_address: str,
 ) -> None:
+    # The layer may call a service ready from its own ask of the healthcheck (before the
+    # engine's next probe); the engine must agree by its next probe (2 s interval, 3 s
+    # timeout; the deadline leaves room for a machine twice as slow).
+    def not_ready() -> dict[str, tuple[str, int]]:
+        states = {
+            name: (c.state.health.status if c.state.health else c.state.status, c.state.exit_code)
+            for name, c in _containers_of(docker_manager.project.name).items()
+        }
+        return {n: s for n, s in states.items() if s[0] != "healthy" and s != ("exited", 0)}
+
+    poll_until(not_ready, lambda left: not left, ENGINE_AGREES_S, "the engine's healthchecks")
     containers = _containers_of(docker_manager.project.name)
-    states = {
-        name: (c.state.health.status if c.state.health else c.state.status, c.state.exit_code)
-        for name, c in containers.items()
-    }
-    not_ready = {n: s for n, s in states.items() if s[0] != "healthy" and s != ("exited", 0)}
-    assert not not_ready, not_ready
     published = {
         (name, int(port.split("/")[0]))
         for name, c in containers.items()
@@ -404,6 +417,57 @@ def test_teardown_leaves_nothing(
     manager.project.with_profiles(("minimal",)).engine.compose("up -d --wait minio postgres")
     assert leftovers(Engine(), manager.project.name)["volumes"], "the stack made no volume"
     manager.stop_now()
+    assert leftovers(Engine(), manager.project.name) == NOTHING
+
+
+SLOW_PROBES_S = 120
+"""An engine healthcheck interval far longer than the two services take to be ready."""
+
+
+def test_a_dependent_starts_and_is_ready_long_before_the_engines_first_probe(
+    pytestconfig: pytest.Config, stack_state: RunState, tmp_path: Path, stack_publish_address: str
+) -> None:
+    """The headstart: postgres's own check exec'd, the registry started and asked over HTTP.
+
+    With both healthchecks probed only every 120 s, compose would start the registry after
+    120 s and `up --wait` would return after 240 s; here both are ready while the engine has
+    not probed either once.
+    """
+    slow = {"interval": f"{SLOW_PROBES_S}s", "start_period": "0s"}
+    overlay = {
+        "services": {"postgres": {"healthcheck": slow}, "schema-registry": {"healthcheck": slow}}
+    }
+    manager = throwaway_stack(
+        pytestconfig.rootpath, stack_state, tmp_path, stack_publish_address, overlay
+    )
+    project = manager.project.with_profiles(("minimal",))
+    engine = project.engine
+    try:
+        engine.compose("create postgres schema-registry")
+        began = time.monotonic()
+        engine.start_created([engine.observe(["postgres"])["postgres"].container])
+        model = project.config
+        headstart = Headstart(
+            model,
+            askable(model, stack_publish_address),
+            exec_asks(model, engine.check_in),
+            engine.start_created,
+        )
+        chosen = strategies(model)
+        report = wait_until_ready(
+            engine,
+            {name: chosen[name] for name in ("postgres", "schema-registry")},
+            {"postgres": SLOW_PROBES_S / 2, "schema-registry": SLOW_PROBES_S / 2},
+            headstart=headstart,
+        )
+        took = time.monotonic() - began
+        states = engine.observe(["postgres", "schema-registry"])
+    finally:
+        manager.stop_now()
+    assert took < SLOW_PROBES_S, "the engine may have probed: this run proves nothing"
+    assert headstart.started == ["schema-registry"]
+    assert report.ready_after_s["postgres"] < report.ready_after_s["schema-registry"]
+    assert {s.health for s in states.values()} == {"starting"}, states
     assert leftovers(Engine(), manager.project.name) == NOTHING
 
 
