@@ -10,6 +10,7 @@ Every failure comes out as `EngineError`, so callers need to know one exception.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -20,16 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
-
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from typing import TYPE_CHECKING, Any, Final
 
 from e2e_stack.readiness import ContainerState
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 COMPOSE_PROJECT_LABEL: Final = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL: Final = "com.docker.compose.service"
 LOOPBACK: Final = "127.0.0.1"
+CONTEXT_HOST_FORMAT: Final = "{{.Endpoints.docker.Host}}"
+"""`docker context inspect` of the current context: the endpoint the docker CLI uses."""
 _HEALTH_LOG_ENTRIES = 3
 _HEALTH_OUTPUT_CHARS = 300
 
@@ -40,6 +43,10 @@ class EngineError(RuntimeError):
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
+    # python-on-whales is imported with its first use: loading it takes 0.23 s here (pydantic
+    # models), and starting or reusing a stack needs none of it (only faults, logs, stats).
+    from python_on_whales.exceptions import DockerException
+
     try:
         yield
     except DockerException as exc:
@@ -166,17 +173,22 @@ class Engine:
     ) -> None:
         self.client_call = tuple(client_call)
         self.binding = binding
-        if binding is None:
-            self.docker = DockerClient(client_call=list(self.client_call))
-        else:
-            self.docker = DockerClient(
-                client_call=list(self.client_call),
-                compose_files=list(binding.files),
-                compose_project_name=binding.project_name,
-                compose_profiles=list(binding.profiles),
-                compose_env_files=list(binding.env_files),
-                compose_project_directory=binding.project_directory,
-            )
+
+    @functools.cached_property
+    def docker(self) -> DockerClient:
+        """python-on-whales' client for this engine (and project), made on first use."""
+        from python_on_whales import DockerClient
+
+        if self.binding is None:
+            return DockerClient(client_call=list(self.client_call))
+        return DockerClient(
+            client_call=list(self.client_call),
+            compose_files=list(self.binding.files),
+            compose_project_name=self.binding.project_name,
+            compose_profiles=list(self.binding.profiles),
+            compose_env_files=list(self.binding.env_files),
+            compose_project_directory=self.binding.project_directory,
+        )
 
     def _bound(self) -> ComposeBinding:
         if self.binding is None:
@@ -187,13 +199,11 @@ class Engine:
 
     def server_version(self) -> str:
         """The engine's version (raises EngineError when no engine answers)."""
-        with _translated():
-            return str(self.docker.version().server.version)  # type: ignore[union-attr]
+        return _run([*self.client_call, "version", "--format", "{{.Server.Version}}"]).strip()
 
     def compose_version(self) -> str:
         """`docker compose version`."""
-        with _translated():
-            return str(self.docker.compose.version()).strip()
+        return _run([*self.client_call, "compose", "version"]).strip()
 
     def cgroup_driver(self) -> str:
         """The engine's cgroup driver (cgroupfs or systemd)."""
@@ -227,11 +237,12 @@ class Engine:
         endpoint = env.get("DOCKER_HOST", "")
         if not endpoint:
             try:
-                with _translated():
-                    context = self.docker.context.inspect(None)
-                    docker_endpoint = context.endpoints.get("docker")
-                    endpoint = (docker_endpoint.host if docker_endpoint else None) or ""
+                endpoint = _run(
+                    [*self.client_call, "context", "inspect", "--format", CONTEXT_HOST_FORMAT]
+                ).strip()
             except EngineError:
+                endpoint = ""
+            if endpoint == "<no value>":  # a context without a docker endpoint
                 endpoint = ""
         return endpoint
 
@@ -312,8 +323,7 @@ class Engine:
 
     def config(self) -> dict[str, Any]:
         """The resolved compose model (`docker compose config`), as the engine will see it."""
-        with _translated():
-            model: dict[str, Any] = self.docker.compose.config(return_json=True)
+        model: dict[str, Any] = json.loads(_run(self._bound().argv("config", "--format", "json")))
         return model
 
     def observe(self, services: Iterable[str]) -> dict[str, ContainerState]:

@@ -26,7 +26,6 @@ from typing import IO, Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from python_on_whales import DockerClient
 
 from e2e_stack import Engine, StackUnhealthy
 from e2e_stack.asking import askable, exec_asks
@@ -68,7 +67,7 @@ def _plain_compose(root: Path, *args: str) -> str:
 
 def _containers_of(project: str) -> dict[str, Any]:
     """Service -> container of a compose project, straight from the engine."""
-    docker = DockerClient()
+    docker = Engine().docker  # python-on-whales, loaded on first use
     found = docker.container.list(
         all=True, filters=[("label", f"com.docker.compose.project={project}")]
     )
@@ -345,7 +344,7 @@ def test_a_run_against_an_external_target_tests_it_and_leaves_it_untouched(
         assert f"test_complete_pipeline.py::{name}" in control, summary
     assert " passed" in output.splitlines()[-1], output[-2000:]
     assert _container_states(project) == before
-    docker = DockerClient()
+    docker = Engine().docker  # python-on-whales, loaded on first use
     label = f"{stack_state.keys.pid}={nested_pid}"
     assert not docker.container.list(all=True, filters=[("label", label)])
     assert not docker.network.list(filters=[("label", label)])
