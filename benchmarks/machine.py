@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,13 @@ def describe() -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
         "calibration": calibration.measure().to_json(),
     }
+
+
+def head_commit(root: Path) -> str:
+    """The short commit of `root`'s HEAD: which code a benchmark's numbers belong to."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:

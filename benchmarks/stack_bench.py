@@ -30,7 +30,7 @@ from typing import Any
 
 from tests.e2e.k2_plugin import plugin_ini
 
-from benchmarks.machine import describe, write_results
+from benchmarks.machine import describe, head_commit, write_results
 from e2e_stack import Engine, free_port
 from e2e_stack.reuse import reuse_project_name
 from e2e_stack.sweep import leftovers
@@ -260,10 +260,7 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=PROFILES)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    results: dict[str, Any] = {"machine": describe(), "commit": commit, "goals": GOALS}
+    results: dict[str, Any] = {"machine": describe(), "commit": head_commit(ROOT), "goals": GOALS}
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.cold:
         results["cold_build"] = cold_build()
