@@ -32,7 +32,7 @@ from benchmarks.stack_bench import startup
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "gate.json"
 ARTIFACTS = ROOT / "e2e-artifacts"
-GOALS = {"gate_wall_s": 120.0, "freshness_p99_s": 3.0, "layer_to_plain_ratio": 1.05}
+GOALS = {"gate_wall_s": 120.0, "freshness_p99_s": 3.0, "layer_to_plain_ratio": 1.0}
 
 
 def gate() -> dict[str, Any]:
@@ -44,14 +44,25 @@ def gate() -> dict[str, Any]:
     wall = round(time.perf_counter() - started, 1)
     if proc.returncode != 0:
         sys.exit(f"the gate failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
-    return {"wall_s": wall, **junit_counts(ARTIFACTS), "where": where_it_went(ARTIFACTS)}
+    suite = _junit_suite(ARTIFACTS)
+    if suite is None:
+        sys.exit(f"the gate passed but wrote no junit.xml in {ARTIFACTS}")
+    return {"wall_s": wall, **_counts(suite), "where": where_it_went(suite, ARTIFACTS)}
 
 
 def junit_counts(artifacts: Path) -> dict[str, Any]:
     """Test counts and pytest's own time from the junit.xml a gate run wrote (zeros if none)."""
+    return _counts(_junit_suite(artifacts))
+
+
+def _junit_suite(artifacts: Path) -> ET.Element | None:
+    """The testsuite of the junit.xml a gate run wrote, read once; None if there is none."""
     path = artifacts / "junit.xml"
     # The junit.xml the gate itself just wrote, not untrusted input.
-    suite = ET.parse(path).getroot().find("testsuite") if path.exists() else None  # noqa: S314
+    return ET.parse(path).getroot().find("testsuite") if path.exists() else None  # noqa: S314
+
+
+def _counts(suite: ET.Element | None) -> dict[str, Any]:
     if suite is None:
         return {"pytest_s": 0.0, "tests": 0, "failures": 0, "skipped": 0}
     return {
@@ -62,11 +73,8 @@ def junit_counts(artifacts: Path) -> dict[str, Any]:
     }
 
 
-def where_it_went(artifacts: Path) -> dict[str, Any]:
+def where_it_went(suite: ET.Element, artifacts: Path) -> dict[str, Any]:
     """Seconds per test module of a gate run, and the fault matrix's deliberate outages."""
-    # The junit.xml the gate itself just wrote, not untrusted input.
-    suite = ET.parse(artifacts / "junit.xml").getroot().find("testsuite")  # noqa: S314
-    assert suite is not None, f"no testsuite in {artifacts / 'junit.xml'}"
     modules: dict[str, float] = {}
     for case in suite.iter("testcase"):
         module = case.get("classname", "?")
