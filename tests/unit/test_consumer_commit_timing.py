@@ -34,6 +34,23 @@ def test_spans_outside_a_measured_commit_are_dropped() -> None:
     assert "catalog" not in breakdown().phases_ms
 
 
+def test_idle_time_counts_from_the_last_sign_of_life_of_the_measured_commit() -> None:
+    clock = ManualClock(10.0)
+    timing = CommitClock(clock)
+    assert timing.idle_s() is None  # nothing measured: the writer falls back to its own clock
+    with timing.measure():
+        clock.now = 13.0
+        assert timing.idle_s() == 3.0
+        timing.span("data_files", 10.0, 13.0)
+        clock.now = 14.5
+        assert timing.idle_s() == 1.5
+        timing.progressed()
+        assert timing.idle_s() == 0.0
+    assert timing.idle_s() is None
+    timing.progressed()  # outside a measured commit: not a sign of anything
+    assert timing.idle_s() is None
+
+
 def test_a_data_file_keeps_pyarrows_native_stream_and_is_timed_to_its_size_check(
     tmp_path: Path,
 ) -> None:

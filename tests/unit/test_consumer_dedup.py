@@ -9,7 +9,7 @@ from typing import Any, cast
 import pyarrow as pa
 from pyiceberg.table import Table
 
-from k2.consumer.dedup import MessageIdIndex
+from k2.consumer.dedup import MessageIdIndex, Progress
 
 H0 = datetime(2026, 1, 1, 10, tzinfo=UTC)
 H1 = H0 + timedelta(hours=1)
@@ -31,8 +31,9 @@ class FakeTable:
     def current_snapshot(self) -> Snapshot | None:
         return None if self.head is None else Snapshot(self.head)
 
-    def read(self, table: Any, hour: datetime) -> set[str]:
+    def read(self, table: Any, hour: datetime, progress: Progress) -> set[str]:
         self.reads.append(hour)
+        progress()
         return set(self.stored.get(hour, set()))
 
 
@@ -102,3 +103,14 @@ def test_an_empty_table_reads_nothing() -> None:
 
     assert ids(index.new_rows(cast(Table, fake), rows(("a", H0), ("a", H0)))) == ["a"]
     assert fake.reads == []
+
+
+def test_an_hour_read_tells_its_caller_it_is_alive() -> None:
+    """The read serves a commit whose deadline times silence; each hour read says it moved."""
+    fake = FakeTable()
+    index = MessageIdIndex(reader=fake.read)
+    beats: list[None] = []
+
+    index.new_rows(cast(Table, fake), rows(("a", H0), ("c", H1)), lambda: beats.append(None))
+
+    assert len(beats) == len(fake.reads) == 2

@@ -30,6 +30,8 @@ from pyiceberg.table.update import TableRequirement, TableUpdate
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
 
 from k2.consumer.batch import Batch, SealedBatch
+from k2.consumer.commit_timing import CommitClock
+from k2.consumer.dedup import MessageIdIndex, Progress, read_hour
 from k2.consumer.offsets import OFFSETS_PROPERTY, decode_offsets, stored_offsets
 from k2.consumer.sink import CommitConflictError, IcebergSink, drop_landed
 from k2.feed.generator import generate_frames
@@ -37,6 +39,7 @@ from k2.iceberg.table import COMMIT_NUM_RETRIES, TRADES_SCHEMA, arrow_schema, en
 from k2.model.binance import from_binance_frame
 from k2.model.names import CONSUMER_GROUP, ICEBERG_TABLE, TOPIC
 from k2.model.trade import Trade
+from tests.unit.clocks import ManualClock
 
 INGESTED = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
 
@@ -392,3 +395,43 @@ def _timestamps() -> Iterator[datetime]:
     yield datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)
     yield datetime(2026, 3, 2, tzinfo=UTC)
     yield datetime(1900, 1, 1, 12, tzinfo=UTC)
+
+
+def test_the_hour_read_after_a_restart_keeps_its_commit_alive(table: Table) -> None:
+    """The first commit of a new process reads its hour's message ids, file by file.
+
+    The writer's K2_COMMIT_DEADLINE_S times a commit's silence (`commit_idle_s`): every file
+    of the read must count as progress, or a large hour on a slow machine is given up on and
+    the restart reads it again, for ever.
+    """
+    earlier = IcebergSink(table, topic=TOPIC, group=CONSUMER_GROUP, sleep=lambda _: None)
+    stored = trades(9)
+    for first in range(0, 9, 3):  # three commits: three data files of one hour
+        earlier.commit(batch_of([(0, o, stored[o]) for o in range(first, first + 3)]))
+    files = len(list(table.scan().plan_files()))
+    clock = ManualClock(0.0)
+    sink: IcebergSink
+    idle: list[tuple[float | None, float | None]] = []
+
+    def slow_read(table: Table, hour: datetime, progress: Progress) -> set[str]:
+        def batch_in() -> None:
+            clock.now += 2.0  # each file takes 2 s to come in
+            before = sink.commit_idle_s()
+            progress()
+            idle.append((before, sink.commit_idle_s()))
+
+        return read_hour(table, hour, batch_in)
+
+    sink = IcebergSink(
+        table,
+        topic=TOPIC,
+        group=CONSUMER_GROUP,
+        timing=CommitClock(clock),
+        message_ids=MessageIdIndex(reader=slow_read),
+    )
+    outcome = sink.commit(batch_of([(0, 9, trades(1, seed=5)[0])]))
+
+    assert outcome.rows == 1
+    assert files > 1
+    assert idle == [(2.0, 0.0)] * files
+    assert sink.commit_idle_s() is None  # no commit running

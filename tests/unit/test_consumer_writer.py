@@ -326,14 +326,26 @@ class RecordingSink:
         self.open = threading.Event()
         """Cleared: a commit blocks until it is set (a socket nobody answers)."""
         self.open.set()
+        self.idle_s: float | None = None
+        """Set: what the running commit says of its silence, instead of the real sink."""
 
     def stored_offsets(self, *, refresh: bool = True) -> dict[int, int]:
         return self.inner.stored_offsets(refresh=refresh)
+
+    def commit_idle_s(self) -> float | None:
+        return self.idle_s if self.idle_s is not None else self.inner.commit_idle_s()
 
     def commit(self, batch: SealedBatch) -> CommitOutcome:
         self.open.wait()
         self.events.append(f"iceberg commit {batch.size}")
         return self.inner.commit(batch)
+
+
+class RunningClock(ManualClock):
+    """A ManualClock that real time moves too (for a test that really waits)."""
+
+    def __call__(self) -> float:
+        return self.now + time.monotonic()
 
 
 class Harness:
@@ -345,10 +357,11 @@ class Harness:
         partitions: tuple[int, ...] = (0,),
         executor: Executor | None = None,
         commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
+        clock: ManualClock | None = None,
     ) -> None:
         self.executor = executor or InlineExecutor()
         self.commit_deadline_s = commit_deadline_s
-        self.clock = ManualClock()
+        self.clock = clock or ManualClock()
         self.events: list[str] = []
         self.kafka = FakeKafka(self.clock, self.events, partitions)
         self.registry = FakeRegistry()
@@ -831,7 +844,8 @@ def test_a_commit_past_its_deadline_ends_the_writer_and_a_restart_stores_each_tr
     assert any("Iceberg commit" in reason for reason in h.health.reasons())
 
     h.clock.now += 1.1
-    with pytest.raises(CommitHungError, match=r"6 records .* 30 s \(K2_COMMIT_DEADLINE_S\)"):
+    silence = r"6 records .* no progress for 30 s \(K2_COMMIT_DEADLINE_S; running 30\.6 s\)"
+    with pytest.raises(CommitHungError, match=silence):
         h.steps(1)
     assert h.writer.hung
     h.writer.shutdown(commit=True)  # returns: it neither waits for nor repeats the commit
@@ -843,6 +857,31 @@ def test_a_commit_past_its_deadline_ends_the_writer_and_a_restart_stores_each_tr
     held.release()  # the stuck commit lands after all, behind the restarted writer's
 
     assert h.rows() == [(0, o) for o in range(len(sent))]
+
+
+def test_a_commit_that_keeps_progressing_outlives_the_deadline_and_silence_ends_it(
+    tmp_path: Path,
+) -> None:
+    """The deadline times silence, not length.
+
+    A slow commit that still moves (an hour of message ids read after a restart on a slow
+    machine) is waited for; one that goes quiet is not.
+    """
+    held = HeldExecutor()
+    h = Harness(tmp_path, max_records=10, executor=held)
+    sent = _hang_a_commit(h, held, 6)
+    for _ in range(4):  # two minutes, the sink reporting progress a second ago each time
+        h.sink.idle_s = 1.0
+        h.clock.now += DEFAULT_COMMIT_DEADLINE_S
+        h.steps(1)
+    assert not h.writer.hung
+
+    h.sink.idle_s = DEFAULT_COMMIT_DEADLINE_S + 0.1
+    with pytest.raises(CommitHungError, match=r"no progress for 30 s .*running 1[23]\d\.\d s"):
+        h.steps(1)
+    held.release()
+    h.writer.shutdown(commit=True)
+    assert len(h.rows()) == len(sent)
 
 
 def test_with_no_broker_known_for_too_long_the_writer_exits_to_bootstrap_again(
@@ -863,7 +902,10 @@ def test_a_full_batch_waits_for_the_running_commit_only_until_its_deadline(
 ) -> None:
     """The one place the loop blocks on a commit (a full batch) ends at the deadline too."""
     with ThreadPoolExecutor(1) as pool:
-        h = Harness(tmp_path, max_records=4, executor=pool, commit_deadline_s=0.3)
+        # Real time passes during the blocking wait: the writer's clock must see it.
+        h = Harness(
+            tmp_path, max_records=4, executor=pool, commit_deadline_s=0.3, clock=RunningClock()
+        )
         h.sink.open.clear()
         h.send_trades(trades(8))
         h.steps(1)  # full: its commit starts and blocks

@@ -10,7 +10,7 @@ REFUSED = "%3|{n}|FAIL|rdkafka#consumer-1| kafka:9092: Connect to 172.18.0.{n}:9
 def test_a_flood_of_one_line_is_folded_and_the_cause_before_it_stays() -> None:
     lines = [
         "starting",
-        "Iceberg commit still running after 30 s: giving up",
+        "Iceberg commit made no progress for 30 s: giving up",
         *(REFUSED.format(n=n) for n in range(500)),
         "stopped",
     ]
@@ -18,7 +18,7 @@ def test_a_flood_of_one_line_is_folded_and_the_cause_before_it_stays() -> None:
     tail = fold(lines, keep=3)
 
     assert tail == [
-        "Iceberg commit still running after 30 s: giving up",
+        "Iceberg commit made no progress for 30 s: giving up",
         REFUSED.format(n=499) + "  [and 499 more like it before]",
         "stopped",
     ]

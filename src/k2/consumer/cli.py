@@ -2,9 +2,9 @@
 
 Exit status 0 after a graceful stop (SIGTERM or SIGINT), 1 when the writer failed (the log says
 why; the protocol makes a restart safe), 2 for bad configuration, with one error line on stderr,
-3 when an Iceberg commit outlived K2_COMMIT_DEADLINE_S (the process leaves at once, without
-waiting for the commit's stuck thread), 4 when no Kafka broker was known or answering for
-K2_KAFKA_LOST_S; compose restarts it on failure.
+3 when an Iceberg commit made no progress for K2_COMMIT_DEADLINE_S (the process leaves at
+once, without waiting for the commit's stuck thread), 4 when no Kafka broker was known or
+answering for K2_KAFKA_LOST_S; compose restarts it on failure.
 The health endpoint starts first, so a writer still waiting for its catalog reports that
 instead of looking dead.
 """

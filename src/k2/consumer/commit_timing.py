@@ -19,6 +19,12 @@ were opened, written and closed, and a catalog whose `commit_table` reports its 
 
 Spans of one kind that overlap (pyiceberg writes a commit's data files in parallel) count
 once, as wall time, so the phases add up to the commit's duration.
+
+Every reported span, and every `progressed` call (the message-id index's reads), is also a
+sign of life: `idle_s` says how long the commit in flight has gone without one. The writer's
+K2_COMMIT_DEADLINE_S times that silence, not the commit's length, so a commit that is slow
+but moving (a large hour of message ids read after a restart on a slow machine) is not given
+up on, and one stuck on a socket nobody answers still is.
 """
 
 from __future__ import annotations
@@ -72,19 +78,35 @@ class CommitClock:
         self.clock = clock
         self._lock = threading.Lock()
         self._spans: dict[str, list[tuple[float, float]]] | None = None
+        self._alive_at: float | None = None
+        """When the commit being measured last showed progress (None: none measured)."""
 
     def span(self, kind: str, start: float, end: float) -> None:
-        """Record that `kind` work ran from `start` to `end` (clock seconds)."""
+        """Record that `kind` work ran from `start` to `end` (clock seconds): progress too."""
         with self._lock:
             if self._spans is not None:
                 self._spans.setdefault(kind, []).append((start, end))
+                self._alive_at = self.clock()
+
+    def progressed(self) -> None:
+        """Note that the commit being measured moved on (work that is not a phase of its own)."""
+        with self._lock:
+            if self._spans is not None:
+                self._alive_at = self.clock()
+
+    def idle_s(self) -> float | None:
+        """Seconds since the commit being measured began or last progressed; None if none is."""
+        with self._lock:
+            alive_at = self._alive_at
+        return None if alive_at is None else max(0.0, self.clock() - alive_at)
 
     @contextmanager
     def measure(self) -> Iterator[Callable[[], CommitBreakdown]]:
         """Measure the block; the yielded function gives the breakdown once the block ended."""
+        began = self.clock()
         with self._lock:
             self._spans = {}
-        began = self.clock()
+            self._alive_at = began
         result: list[CommitBreakdown] = []
         try:
             yield lambda: result[0]
@@ -92,6 +114,7 @@ class CommitClock:
             ended = self.clock()
             with self._lock:
                 spans, self._spans = self._spans or {}, None
+                self._alive_at = None
             phases = {kind: _union_s(found) * 1000 for kind, found in spans.items()}
             everything = [span for found in spans.values() for span in found]
             phases["other"] = max(0.0, (ended - began - _union_s(everything)) * 1000)

@@ -66,9 +66,10 @@ class ConsumerConfig:
     health_max_poll_age_s: float = DEFAULT_HEALTH_MAX_POLL_AGE_S
     health_max_uncommitted_s: float = DEFAULT_HEALTH_MAX_UNCOMMITTED_S
     commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S
-    """An Iceberg commit still running this long is given up on: the process exits (status 3)
-    and its restart resumes from the table. Nothing else can end a commit stuck on a socket
-    that will never answer (no read timeout reaches pyarrow's S3 client on Linux or
+    """An Iceberg commit that makes no progress this long is given up on: the process exits
+    (status 3) and its restart resumes from the table (k2.consumer.commit_timing tells
+    progress: a slow commit that moves is waited for). Nothing else can end a commit stuck on
+    a socket that will never answer (no read timeout reaches pyarrow's S3 client on Linux or
     pyiceberg's REST session); K2's plan allows 30 s for recovery from any fault."""
     kafka_lost_s: float = DEFAULT_KAFKA_LOST_S
     """No Kafka broker known and none answering for this long: the process exits (status 4)

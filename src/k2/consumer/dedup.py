@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_HOURS: Final = 4
 _HOUR: Final = timedelta(hours=1)
 
-HourReader = Callable[[Table, datetime], set[str]]
+Progress = Callable[[], object]
+"""Called as a read moves on (a batch of ids in): the commit it serves is alive, not hung."""
+HourReader = Callable[[Table, datetime, Progress], set[str]]
 
 
 # pyiceberg's predicates are pydantic models whose own __init__ takes (term, literal); mypy
@@ -49,15 +51,27 @@ _AT_LEAST: Callable[..., BooleanExpression] = GreaterThanOrEqual
 _BEFORE: Callable[..., BooleanExpression] = LessThan
 
 
-def read_hour(table: Table, hour: datetime) -> set[str]:
-    """The message_ids `table` holds for trades in [hour, hour + 1 h), read from its files."""
+def read_hour(table: Table, hour: datetime, progress: Progress) -> set[str]:
+    """The message_ids `table` holds for trades in [hour, hour + 1 h), read from its files.
+
+    Batch by batch (pyiceberg still reads the files in parallel), calling `progress` after
+    each: a busy hour is hundreds of files and can take seconds on a slow machine.
+    """
     scan = table.scan(
         row_filter=And(
             _AT_LEAST("timestamp", to_micros(hour)), _BEFORE("timestamp", to_micros(hour + _HOUR))
         ),
         selected_fields=("message_id",),
     )
-    return set(scan.to_arrow()["message_id"].to_pylist())
+    held: set[str] = set()
+    for batch in scan.to_arrow_batch_reader():
+        held.update(batch.column("message_id").to_pylist())
+        progress()
+    return held
+
+
+def _unobserved() -> None:
+    """The default `progress`: nobody is timing the read."""
 
 
 class MessageIdIndex:
@@ -70,10 +84,11 @@ class MessageIdIndex:
         self._as_of: int | None = None
         self.hours_read = 0
 
-    def new_rows(self, table: Table, rows: pa.Table) -> pa.Table:
+    def new_rows(self, table: Table, rows: pa.Table, progress: Progress = _unobserved) -> pa.Table:
         """`rows` without trades `table` holds already and without repeats within `rows`.
 
-        The first of several rows with one message_id is kept.
+        The first of several rows with one message_id is kept. Hours read from the table call
+        `progress` as they go.
         """
         if rows.num_rows == 0:
             return rows
@@ -83,7 +98,7 @@ class MessageIdIndex:
         seen: set[str] = set()
         keep: list[bool] = []
         for message_id, hour in zip(ids, hours, strict=True):
-            fresh = message_id not in seen and message_id not in self._held(table, hour)
+            fresh = message_id not in seen and message_id not in self._held(table, hour, progress)
             seen.add(message_id)
             keep.append(fresh)
         if all(keep):
@@ -114,13 +129,13 @@ class MessageIdIndex:
             self._hours.clear()
             self._as_of = head
 
-    def _held(self, table: Table, hour: datetime) -> set[str]:
+    def _held(self, table: Table, hour: datetime, progress: Progress) -> set[str]:
         held = self._hours.get(hour)
         if held is not None:
             self._hours.move_to_end(hour)
             return held
         began = time.perf_counter()
-        held = self._reader(table, hour) if self._as_of is not None else set()
+        held = self._reader(table, hour, progress) if self._as_of is not None else set()
         self.hours_read += 1
         log.info(
             "read %d message ids of trades at %s from the table in %.0f ms",

@@ -148,6 +148,10 @@ class IcebergSink:
             found = stored_offsets(self._table.metadata, self.topic)
             return dict(found.partitions) if found is not None else {}
 
+    def commit_idle_s(self) -> float | None:
+        """Seconds the running commit has gone without progress; None if none is running."""
+        return self._timing.idle_s()
+
     def commit(self, batch: SealedBatch) -> CommitOutcome:
         """Append the batch's rows not yet in the table, with the merged offsets, in one commit.
 
@@ -172,7 +176,7 @@ class IcebergSink:
                 found = stored_offsets(self._table.metadata, self.topic)
                 stored = found.partitions if found is not None else {}
                 landed = drop_landed(data, batch.first_offsets, stored)
-                rows = self._ids.new_rows(self._table, landed)
+                rows = self._ids.new_rows(self._table, landed, self._timing.progressed)
                 merged = merge_offsets(stored, batch.next_offsets)
                 if merged == stored:
                     return CommitOutcome(

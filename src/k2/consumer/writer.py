@@ -146,6 +146,10 @@ class Sink(Protocol):
         """Write one batch in one commit."""
         ...
 
+    def commit_idle_s(self) -> float | None:
+        """Seconds the running commit has gone without progress; None if it cannot tell."""
+        ...
+
 
 class GroupCommitReport:
     """The consumer's `on_commit` callback: failed Kafka offset commits go to health and the log.
@@ -176,7 +180,7 @@ class FatalWriterError(RuntimeError):
 
 
 class CommitHungError(FatalWriterError):
-    """An Iceberg commit ran past its deadline; its thread cannot be stopped, only left behind.
+    """An Iceberg commit made no progress for its deadline; its thread can only be left behind.
 
     The process must exit without waiting for that thread. Whether the commit lands later or
     never, the restart resumes from the offsets the table holds, and a commit that did land
@@ -447,30 +451,45 @@ class IcebergWriter:
             )
 
     def _check_deadline(self) -> None:
-        """Raise CommitHungError once the running commit has outlived its deadline."""
+        """Raise CommitHungError once the running commit has gone its deadline without progress."""
         if self._in_flight is not None and self._deadline_left(self._in_flight[2]) <= 0:
-            raise self._hung(self._in_flight[0])
+            raise self._hung(self._in_flight[0], self._in_flight[2])
 
     def _deadline_left(self, began: float) -> float:
-        return self._commit_deadline_s - (self._clock() - began)
+        """The deadline less the commit's silence: since it began, or its last progress.
 
-    def _hung(self, sealed: SealedBatch) -> CommitHungError:
+        The sink tells progress (each file, manifest, catalog answer, batch of message ids).
+        Timing the whole commit instead gave up on commits that were slow but moving: the
+        first one after a restart reads an hour's message ids, seconds on a slow machine, and
+        giving up on it restarted the consumer into the same read, for ever.
+        """
+        silent = self._clock() - began
+        idle = self._sink.commit_idle_s()
+        if idle is not None:
+            silent = min(silent, idle)
+        return self._commit_deadline_s - silent
+
+    def _hung(self, sealed: SealedBatch, began: float) -> CommitHungError:
         self.hung = True
         return CommitHungError(
             f"Iceberg commit of {sealed.size} records "
-            f"({_describe(sealed.next_offsets, sealed.first_offsets)}) still running after "
-            f"{self._commit_deadline_s:g} s (K2_COMMIT_DEADLINE_S): giving up on it; "
+            f"({_describe(sealed.next_offsets, sealed.first_offsets)}) made no progress for "
+            f"{self._commit_deadline_s:g} s (K2_COMMIT_DEADLINE_S; running "
+            f"{self._clock() - began:.1f} s): giving up on it; "
             "exiting so that a restart resumes from the offsets in the table"
         )
 
     def _outcome(
         self, sealed: SealedBatch, future: Future[CommitOutcome], began: float
     ) -> CommitOutcome:
-        """The commit's outcome (or its error), waited for until its deadline at most."""
-        try:
-            return future.result(timeout=max(0.0, self._deadline_left(began)))
-        except FutureTimeout:
-            raise self._hung(sealed) from None
+        """The commit's outcome (or its error), waited for while it keeps progressing."""
+        while True:
+            left = self._deadline_left(began)
+            try:
+                return future.result(timeout=max(0.0, left))
+            except FutureTimeout:
+                if self._deadline_left(began) <= 0:
+                    raise self._hung(sealed, began) from None
 
     def _reap(self, *, block: bool) -> bool:
         """Finish the in-flight commit if it is done (or wait for it); False if it failed.
