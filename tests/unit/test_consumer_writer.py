@@ -137,6 +137,7 @@ class FakeKafka:
     def __init__(
         self, clock: ManualClock, events: list[str], partitions: tuple[int, ...] = (0,)
     ) -> None:
+        self.close_waits_for: threading.Event | None = None
         self.clock = clock
         self.events = events
         self.logs: dict[int, list[Message]] = {p: [] for p in partitions}
@@ -253,6 +254,8 @@ class FakeKafka:
         return 0, len(self.logs[partition.partition])
 
     def close(self) -> None:
+        if self.close_waits_for is not None:  # no broker answers the goodbye (librdkafka#4519)
+            self.close_waits_for.wait()
         self._answer_commits()  # librdkafka's close waits for outstanding commits
         if self.assigned and self.on_revoke is not None:
             self.on_revoke(self, [TopicPartition(TOPIC, p) for p in self.assigned])
@@ -358,10 +361,12 @@ class Harness:
         executor: Executor | None = None,
         commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
         clock: ManualClock | None = None,
+        close_wait_s: float = 5.0,
     ) -> None:
         self.executor = executor or InlineExecutor()
         self.commit_deadline_s = commit_deadline_s
         self.clock = clock or ManualClock()
+        self.close_wait_s = close_wait_s
         self.events: list[str] = []
         self.kafka = FakeKafka(self.clock, self.events, partitions)
         self.registry = FakeRegistry()
@@ -390,6 +395,7 @@ class Harness:
             wall_clock=lambda: WALL,
             sleep=self.sleeps.append,
             commit_deadline_s=self.commit_deadline_s,
+            close_wait_s=self.close_wait_s,
         )
         self.kafka.subscribe([TOPIC], on_assign=writer._on_assign, on_revoke=writer._on_revoke)
         self.kafka.on_commit = GroupCommitReport(self.health, clock=self.clock)
@@ -895,6 +901,31 @@ def test_with_no_broker_known_for_too_long_the_writer_exits_to_bootstrap_again(
 
     with pytest.raises(KafkaLostError, match=r"no Kafka broker known .* \(K2_KAFKA_LOST_S=15\)"):
         h.steps(1)
+
+
+def test_a_writer_that_gives_up_does_not_wait_for_ever_to_leave_the_group(
+    tmp_path: Path,
+) -> None:
+    """The Kafka client's close can wait for ever with no broker (confluentinc/librdkafka#4519).
+
+    A writer past K2_KAFKA_LOST_S then never exited: the restart that would recover never came.
+    """
+    h = Harness(tmp_path, close_wait_s=0.2)
+    h.send_trades(trades(2))
+    h.steps(1)
+    h.kafka.close_waits_for = threading.Event()
+    h.health.kafka_heard(answered=False, brokers={})
+    h.clock.now += 60.0
+    with pytest.raises(KafkaLostError):
+        h.steps(1)
+
+    began = time.monotonic()
+    h.writer.shutdown(commit=False)
+    waited = time.monotonic() - began
+
+    assert h.writer.left_behind
+    assert 0.2 <= waited < 2.0
+    h.kafka.close_waits_for.set()  # let the left-behind close end with the test
 
 
 def test_a_full_batch_waits_for_the_running_commit_only_until_its_deadline(

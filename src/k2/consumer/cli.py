@@ -153,8 +153,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
     )
     log.info("starting with %r", config)
     status = run(config, stop)
-    if status == EXIT_COMMIT_HUNG:
-        # The hung commit's thread would keep the interpreter from exiting: leave without it.
+    if status in (EXIT_COMMIT_HUNG, EXIT_KAFKA_LOST):
+        # A hung commit's thread, or a Kafka client whose close or destruction waits for a
+        # broker nobody answers for, would keep the interpreter from exiting: leave without.
         logging.shutdown()
         os._exit(status)
     return status

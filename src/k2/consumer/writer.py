@@ -50,6 +50,13 @@ is back (the fault matrix measured up to 5 s of it at a 5 s cap)."""
 _LOG_EVERY_S: Final = 10.0
 _HELD_POLL_S: Final = 0.02
 """Poll timeout while a due batch waits for the running commit (its end is noticed this fast)."""
+DEFAULT_CLOSE_WAIT_S: Final = 5.0
+"""How long a failing writer waits for the Kafka consumer's close (leaving the group).
+
+With no broker answering, librdkafka's close can wait for ever (confluentinc/librdkafka#4519):
+seen when Kafka restarted under a 0.625-core quota and the writer, past K2_KAFKA_LOST_S,
+stayed "shutting down" for 40 s instead of exiting. Leaving without the goodbye costs nothing:
+the restart rejoins with the same static member id and resumes from the table."""
 
 
 class KafkaMessage(Protocol):
@@ -235,6 +242,7 @@ class IcebergWriter:
         commit_deadline_s: float = DEFAULT_COMMIT_DEADLINE_S,
         kafka_lost_s: float = DEFAULT_KAFKA_LOST_S,
         notices: CommitNotices | None = None,
+        close_wait_s: float = DEFAULT_CLOSE_WAIT_S,
     ) -> None:
         self.topic = topic
         self._notices = notices
@@ -256,6 +264,9 @@ class IcebergWriter:
         self._kafka_lost_s = kafka_lost_s
         self.hung = False
         """A commit ran past its deadline: the process must exit without joining its thread."""
+        self._close_wait_s = close_wait_s
+        self.left_behind = False
+        """A failing shutdown gave up waiting for the consumer's close: exit without it."""
         self._pending_since: float | None = None
         self._failures = 0
         self._registry_down = False
@@ -287,7 +298,8 @@ class IcebergWriter:
         """Finish: commit the open batch (or abandon it), wait for the commit, close the consumer.
 
         Abandoning is as safe as committing: the next owner of the partitions resumes from the
-        offsets in the table.
+        offsets in the table. A failing writer (commit False) waits for the close at most
+        close_wait_s, then leaves it behind (`left_behind`).
         """
         self._health.stopping()
         try:
@@ -302,7 +314,23 @@ class IcebergWriter:
         finally:
             # Never wait for a hung commit's thread: nothing would end the wait.
             self._executor.shutdown(wait=not self.hung, cancel_futures=self.hung)
-            self._consumer.close()
+            if commit:
+                self._consumer.close()
+            else:
+                self._close_within(self._close_wait_s)
+
+    def _close_within(self, seconds: float) -> None:
+        """Close the consumer on a thread of its own; stop waiting for it after `seconds`."""
+        closing = threading.Thread(target=self._consumer.close, name="k2-kafka-close", daemon=True)
+        closing.start()
+        closing.join(seconds)
+        if closing.is_alive():
+            self.left_behind = True
+            log.warning(
+                "the Kafka consumer's close still waits after %g s (no broker answers): "
+                "leaving without it; the restart rejoins the group",
+                seconds,
+            )
 
     # -- the loop --------------------------------------------------------------------------
 
