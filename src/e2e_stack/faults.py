@@ -17,12 +17,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+from e2e_stack.engine import EngineError
 from e2e_stack.project import write_overlay
 
 if TYPE_CHECKING:  # the plugin imports this module at start-up, unit runs included
     from e2e_stack.manager import StackManager
+
+FREEZE_ATTEMPTS: Final = 3
+"""Seen under a 0.625-core quota: `pause minio` refused once with "OCI runtime pause failed:
+unable to freeze", which failed a fault case before its outage began."""
+_UNFROZEN: Final = "unable to freeze"
 
 
 @dataclass
@@ -108,11 +114,24 @@ class Faults:
         )
 
     def paused(self, service: str) -> contextlib.AbstractContextManager[FaultRecord]:
-        """The service's processes frozen (cgroup freezer), thawed on leaving."""
+        """The service's processes frozen (cgroup freezer), thawed on leaving.
+
+        A freeze that the runtime could not finish in its own time ("unable to freeze": runc
+        gives up while a busy, CPU-throttled process is still running, and thaws it again) is
+        tried again, up to FREEZE_ATTEMPTS times; any other refusal fails the fault at once.
+        """
         engine = self.manager.project.engine
-        return self._fault(
-            "pause", service, lambda: engine.pause(service), lambda: engine.unpause(service)
-        )
+
+        def freeze() -> None:
+            for attempt in range(1, FREEZE_ATTEMPTS + 1):
+                try:
+                    engine.pause(service)
+                    return
+                except EngineError as exc:
+                    if _UNFROZEN not in str(exc) or attempt == FREEZE_ATTEMPTS:
+                        raise
+
+        return self._fault("pause", service, freeze, lambda: engine.unpause(service))
 
     def disconnected(self, service: str) -> contextlib.AbstractContextManager[FaultRecord]:
         """The service cut from every network of the project, reconnected on leaving."""

@@ -8,7 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from e2e_stack.faults import Faults, format_rows
+from e2e_stack.engine import EngineError
+from e2e_stack.faults import FREEZE_ATTEMPTS, Faults, format_rows
 from e2e_stack.manager import StackManager
 from tests.e2e.k2_plugin import fault_matrix_lines
 
@@ -145,3 +146,38 @@ def test_the_k2_fault_table_shows_whole_fault_names() -> None:
     assert line.startswith("stopped-kafka-past-K2_KAFKA_LOST_S  ")
     assert line.split() == [row["fault"], "22.1", "13.5", "5200", "5200", "0", "0", "7.2/-"]
     assert header.index("out s") == line.index("22.1") + len("22.1") - len("out s")
+
+
+class _Freezer(_Engine):
+    """An engine whose runtime cannot finish the first `refusals` freezes."""
+
+    def __init__(self, log: list[str], refusals: int, why: str = "unable to freeze") -> None:
+        super().__init__(log)
+        self.refusals = refusals
+        self.why = why
+
+    def pause(self, service: str) -> None:
+        self.log.append(f"pause {service}")
+        if self.refusals:
+            self.refusals -= 1
+            raise EngineError(f"Cannot pause container: OCI runtime pause failed: {self.why}")
+
+
+def test_a_freeze_the_runtime_could_not_finish_is_tried_again() -> None:
+    manager = _Manager()
+    manager.project.engine = _Freezer(manager.log, refusals=FREEZE_ATTEMPTS - 1)
+    with _faults(manager).paused("app"):
+        pass
+    assert manager.log == ["pause app"] * FREEZE_ATTEMPTS + ["unpause app", "wait"]
+
+
+def test_a_freeze_refused_every_time_or_for_another_reason_fails_the_fault() -> None:
+    for engine_refusals, why, tries in (
+        (FREEZE_ATTEMPTS, "unable to freeze", FREEZE_ATTEMPTS),
+        (1, "container is not running", 1),
+    ):
+        manager = _Manager()
+        manager.project.engine = _Freezer(manager.log, engine_refusals, why)
+        with pytest.raises(EngineError, match=why), _faults(manager).paused("app"):
+            pass
+        assert manager.log == ["pause app"] * tries
