@@ -265,8 +265,6 @@ class IcebergWriter:
         self.hung = False
         """A commit ran past its deadline: the process must exit without joining its thread."""
         self._close_wait_s = close_wait_s
-        self.left_behind = False
-        """A failing shutdown gave up waiting for the consumer's close: exit without it."""
         self._pending_since: float | None = None
         self._failures = 0
         self._registry_down = False
@@ -299,7 +297,7 @@ class IcebergWriter:
 
         Abandoning is as safe as committing: the next owner of the partitions resumes from the
         offsets in the table. A failing writer (commit False) waits for the close at most
-        close_wait_s, then leaves it behind (`left_behind`).
+        close_wait_s, then leaves it behind (the exit must not wait for it either).
         """
         self._health.stopping()
         try:
@@ -325,7 +323,6 @@ class IcebergWriter:
         closing.start()
         closing.join(seconds)
         if closing.is_alive():
-            self.left_behind = True
             log.warning(
                 "the Kafka consumer's close still waits after %g s (no broker answers): "
                 "leaving without it; the restart rejoins the group",
