@@ -136,6 +136,22 @@ def _state_of(row: Mapping[str, Any]) -> ContainerState:
     )
 
 
+def _current(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Each service's newest container: the one compose made last is the service now.
+
+    While `up` recreates a service (a changed config), its old container, stopped by compose
+    and not yet removed, is listed beside the new one; judged in its place, its exit (0, from
+    compose's SIGTERM) read as the service failing.
+    """
+    newest: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        service = ((row.get("Config") or {}).get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, "")
+        seen = newest.get(service)
+        if seen is None or (_epoch(row.get("Created")) or 0) > (_epoch(seen.get("Created")) or 0):
+            newest[service] = row
+    return list(newest.values())
+
+
 def _shortened(output: str) -> str:
     """A healthcheck's output cut to _HEALTH_OUTPUT_CHARS, keeping both ends.
 
@@ -346,7 +362,7 @@ class Engine:
             rows = json.loads(_run([*self.client_call, "container", "inspect", *ids]))
         except EngineError:
             return states  # A container vanished between the two calls; the next poll tells.
-        for row in rows:
+        for row in _current(rows):
             state = _state_of(row)
             if state.service in states:
                 states[state.service] = state

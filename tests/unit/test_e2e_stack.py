@@ -687,6 +687,24 @@ def test_engine_health_times_are_read_to_the_microsecond() -> None:
     assert _state_of({"State": {"Status": "running"}}).health_checked_at is None
 
 
+def test_a_service_being_recreated_is_judged_by_its_new_container() -> None:
+    from e2e_stack.engine import _current, _state_of
+
+    def row(name: str, created: str, status: str, exit_code: int = 0) -> dict[str, object]:
+        return {
+            "Name": f"/{name}",
+            "Created": created,
+            "State": {"Status": status, "ExitCode": exit_code},
+            "Config": {"Labels": {"com.docker.compose.service": "minio"}},
+        }
+
+    old = row("5f2c_demo-minio-1", "2026-12-06T09:30:00.5Z", "exited")
+    new = row("demo-minio-1", "2026-12-06T09:38:40.123456789Z", "running")
+    for rows in ([old, new], [new, old]):
+        (current,) = [_state_of(r) for r in _current(rows)]
+        assert (current.container, current.status) == ("demo-minio-1", "running")
+
+
 def test_a_long_health_output_keeps_its_cause_and_its_last_line() -> None:
     from e2e_stack.engine import _HEALTH_OUTPUT_CHARS, _state_of
 
