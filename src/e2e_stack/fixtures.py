@@ -37,6 +37,7 @@ from e2e_stack.project import (
     ComposeProject,
     compose_command,
     labels_overlay,
+    overlay_labels,
     write_env_file,
     write_overlay,
 )
@@ -270,6 +271,9 @@ def stack_project(
         _stop(str(exc))
     keys = stack_state.keys
     labels = stack_state.identity.labels(keys)
+    if stack_settings.reuse:
+        made_by = overlay_labels(stack_run_dir / "labels.json")
+        labels = made_by if made_by and keys.run_id in made_by else labels
     if stack_settings.keep:
         labels[keys.keep] = "true"
     overlay = write_overlay(

@@ -278,6 +278,20 @@ def labels_overlay(
     }
 
 
+def overlay_labels(path: Path) -> dict[str, str] | None:
+    """The labels an earlier `labels_overlay` file put on its services; None if there is none.
+
+    A reused stack keeps the labels of the run that made it: new ones would differ from its
+    containers' and make compose recreate the whole stack when the run starts another profile.
+    """
+    try:
+        services = json.loads(path.read_text()).get("services") or {}
+        labels = next(iter(services.values()))["labels"]
+    except (OSError, ValueError, AttributeError, StopIteration, KeyError, TypeError):
+        return None
+    return {str(key): str(value) for key, value in labels.items()} or None
+
+
 def write_overlay(path: Path, overlay: Mapping[str, Any]) -> Path:
     """Write a generated overlay (JSON is YAML) where compose can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from e2e_stack.cpu_meter import process_cpu_seconds
 from e2e_stack.faults import Faults
 from e2e_stack.headstart import Headstart
 from e2e_stack.preflight import PreflightError, run_all
+from e2e_stack.project import overlay_labels
 from e2e_stack.readiness import strategies
 from e2e_stack.state import RunState
 from e2e_stack.sweep import leftovers
@@ -401,6 +402,17 @@ def test_reuse_keeps_the_stack_and_a_second_run_adopts_it_untouched(
         assert f"reusing running stack {project}" in second, second[-2000:]
         assert "starting profile" not in second, second[-2000:]
         assert _container_states(project) == before, "the second run touched the containers"
+        # What the next `up` would apply (another profile, say) must be what the containers
+        # carry, or compose recreates the whole reused stack.
+        written = overlay_labels(stack_state.run_dir(root, project) / "labels.json") or {}
+        carried = {
+            name: {key: c.config.labels.get(key) for key in written}
+            for name, c in _containers_of(project).items()
+        }
+        assert written, "the kept stack's labels overlay is gone"
+        assert all(labels == written for labels in carried.values()), (
+            f"the second run relabelled the reused stack: {written} vs {carried}"
+        )
     finally:
         ours = [r for r in engine.resources() if r.project.startswith(prefix)]
         engine.remove(ours)

@@ -223,6 +223,17 @@ def test_labels_overlay_covers_services_networks_volumes() -> None:
     assert overlay["volumes"] == {"data": {"labels": {"k": "v"}}}
 
 
+def test_overlay_labels_reads_back_what_labels_overlay_wrote(tmp_path: Path) -> None:
+    from e2e_stack.project import overlay_labels, write_overlay
+
+    model: dict[str, Any] = {"services": {"a": {}, "b": {}}}
+    path = write_overlay(tmp_path / "labels.json", labels_overlay(model, {"k": "v"}, "/cg"))
+    assert overlay_labels(path) == {"k": "v"}
+    assert overlay_labels(tmp_path / "absent.json") is None
+    (tmp_path / "bad.json").write_text("{not json")
+    assert overlay_labels(tmp_path / "bad.json") is None
+
+
 @pytest.mark.parametrize(
     ("env", "host"),
     [
