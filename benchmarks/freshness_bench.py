@@ -6,7 +6,7 @@ In one run on one machine, with the machine's calibration figure recorded at the
   measured as the gate measures it (FeedPool, PipelineWatch, the same percentiles), with each
   run's per-hop breakdown, consumer commit timing and CPU per service
   (goals: p99 <= 1.0 s at 1,000 msg/s, <= 0.8 s at 10 msg/s; <= 2.5 s in the slow mode,
-  `--cpus 1.25`);
+  `--cpus 1`);
 - the observer's cost: k2-query-api's and iceberg-rest's CPU for 20 s with the watch polling
   against 20 s without it (goal: <= 0.1 core between them), and catalog loads per API request
   (goal: <= 0.1);
@@ -17,7 +17,7 @@ In one run on one machine, with the machine's calibration figure recorded at the
 as the gate's `--e2e-cpus` does. Results: `benchmarks/results/freshness.json`, or
 `freshness-cpus-N.json`.
 
-    python -m benchmarks.freshness_bench [--cpus 1.25] [--rounds 3]
+    python -m benchmarks.freshness_bench [--cpus 1] [--rounds 3]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The proof that `tox -e e2e` is green on this machine, not once but every time, i
 normal mode and in the slow mode (`--cpus`, which sets K2_E2E_CPUS for the runs):
 
     python -m benchmarks.gate_series --runs 10
-    python -m benchmarks.gate_series --runs 10 --cpus 1.25
+    python -m benchmarks.gate_series --runs 10 --cpus 1
 
 It clones this repository's HEAD into a temporary directory (what a new user has: no tox
 environment, no artifacts; images are the engine's, built by the first run if missing),
