@@ -160,17 +160,18 @@ def fault_matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The fault table: one line per fault, seconds, trade counts, when health said not-ready.
 
     `unready s`: seconds after the fault began until consumer-crypto / k2-query-api answered
-    not-ready ('-': they stayed ready).
+    not-ready ('-': they stayed ready). `renewed`: how often the feed replaced a Kafka client
+    librdkafka left stuck (k2.feed.renewal); not 0 means the client bug struck, and was cured.
     """
     width = max([len("fault"), *(len(str(row["fault"])) for row in rows)])
     header = (
         f"{'fault':<{width}} {'out s':>6} {'complete s':>10} {'acked':>6} {'stored':>6} "
-        f"{'missing':>7} {'twice':>5} {'unready s (consumer/api)':>24}"
+        f"{'missing':>7} {'twice':>5} {'unready s (consumer/api)':>24} {'renewed':>7}"
     )
     return [header] + [
         f"{row['fault']:<{width}} {row['outage_s']:>6.1f} {row['complete_after_s']:>10.1f} "
         f"{row['acknowledged']:>6} {row['stored']:>6} {row['missing']:>7} {row['duplicated']:>5} "
-        f"{_unready(row):>24}"
+        f"{_unready(row):>24} {len(row.get('feed_renewals') or []):>7}"
         for row in rows
     ]
 

@@ -24,6 +24,7 @@ from e2e_stack import ComposeProject, Engine, EngineError
 from e2e_stack.faults import FaultRecord, Faults
 from k2.feed import open_feed
 from k2.feed.generator import generate_frames
+from k2.feed.renewal import RenewingProducer
 from tests.e2e.k2_plugin import FAULT_MATRIX
 from tests.e2e.utils.data_validator import (
     Canonical,
@@ -217,6 +218,12 @@ class Stream:
         assert not self._thread.is_alive(), f"the feed did not end in {COMPLETE_DEADLINE_S:.0f} s"
         return [from_trade(trade) for trade in self._feed.ledger.trades()]
 
+    def renewals(self) -> list[dict[str, float | int]]:
+        """Each time the feed replaced a stuck Kafka client (see k2.feed.renewal)."""
+        producer = self._feed.producer
+        found = producer.renewals if isinstance(producer, RenewingProducer) else []
+        return [{"stalled_s": r.stalled_s, "resent": r.resent} for r in found]
+
     def final_count(self) -> int | None:
         """How many trades Kafka acknowledged, once the feed has ended (None before)."""
         return None if self._thread.is_alive() else len(self._feed.ledger)
@@ -332,6 +339,7 @@ def test_every_trade_survives_the_outage_exactly_once(
             "unready_after_s": {
                 service: None if seen is None else seen[0] for service, seen in told.items()
             },
+            "feed_renewals": stream.renewals(),
         }
     )
     assert not stream.failures, f"the feed failed during {outage}: {stream.failures[0]}"
@@ -525,6 +533,7 @@ def test_past_a_limit_the_consumer_restarts_and_loses_nothing(
             "duplicated": sum(n - 1 for n in iceberg.duplicated.values()),
             "api_served": served.actual,
             "unready_after_s": {},
+            "feed_renewals": stream.renewals(),
         }
     )
     assert not stream.failures, f"the feed failed during {outage}: {stream.failures[0]}"

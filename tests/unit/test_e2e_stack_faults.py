@@ -141,10 +141,11 @@ def test_the_k2_fault_table_shows_whole_fault_names() -> None:
         "missing": 0,
         "duplicated": 0,
         "unready_after_s": {"consumer-crypto": 7.2, "k2-query-api": None},
+        "feed_renewals": [{"stalled_s": 10.4, "resent": 600}],
     }
     header, line = fault_matrix_lines([row])
     assert line.startswith("stopped-kafka-past-K2_KAFKA_LOST_S  ")
-    assert line.split() == [row["fault"], "22.1", "13.5", "5200", "5200", "0", "0", "7.2/-"]
+    assert line.split() == [row["fault"], "22.1", "13.5", "5200", "5200", "0", "0", "7.2/-", "1"]
     assert header.index("out s") == line.index("22.1") + len("22.1") - len("out s")
 
 

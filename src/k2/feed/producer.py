@@ -182,6 +182,11 @@ class FeedProducer:
         self._flush_timeout = flush_timeout
         self._failures: list[DeliveryFailure] = []
 
+    @property
+    def producer(self) -> KafkaProducer:
+        """The Kafka client in use (a RenewingProducer from open_feed: its renewals tell)."""
+        return self._producer
+
     def send_frames(
         self,
         frames: Iterable[Mapping[str, Any]],
