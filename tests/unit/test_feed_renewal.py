@@ -1,4 +1,4 @@
-"""RenewingProducer against fake clients: a stuck client is replaced only while leaders exist."""
+"""RenewingProducer against fake clients: a stuck client is replaced once new ones see leaders."""
 
 from __future__ import annotations
 
@@ -46,12 +46,19 @@ class Cluster:
 
 
 class FakeClient:
-    """A confluent_kafka.Producer stand-in: delivers on poll unless stuck; counts probes."""
+    """A confluent_kafka.Producer stand-in: delivers on poll unless stuck; counts probes.
 
-    def __init__(self, clock: ManualClock, cluster: Cluster, *, stuck: bool = False) -> None:
+    A blind client never answers a metadata request, as the stuck one in the run that made the
+    renewal ask new clients instead.
+    """
+
+    def __init__(
+        self, clock: ManualClock, cluster: Cluster, *, stuck: bool = False, blind: bool = False
+    ) -> None:
         self.clock = clock
         self.cluster = cluster
         self.stuck = stuck
+        self.blind = blind
         self.produced: list[bytes | None] = []
         self.pending: list[tuple[Any, bytes | None]] = []
         self.offset = 0
@@ -89,6 +96,8 @@ class FakeClient:
         self.probes += 1
         self.clock.now += 0.01
         assert topic is not None
+        if self.blind:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
         return self.cluster.metadata(topic)
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
@@ -107,23 +116,37 @@ class FakeMessage:
 
 
 class Clients:
-    """Makes FakeClients: the first `stuck_first` of them stuck, the rest healthy."""
+    """Makes FakeClients: the first `stuck_first` of them stuck (and blind), the rest healthy.
 
-    def __init__(self, clock: ManualClock, cluster: Cluster, stuck_first: int) -> None:
-        self.clock, self.cluster, self.stuck_first = clock, cluster, stuck_first
+    Every client after the first is a probe; one of them may become the producer's client.
+    """
+
+    def __init__(
+        self, clock: ManualClock, cluster: Cluster, stuck_first: int, *, blind: bool = True
+    ) -> None:
+        self.clock, self.cluster, self.stuck_first, self.blind = clock, cluster, stuck_first, blind
         self.made: list[FakeClient] = []
 
     def __call__(self) -> FakeClient:
-        client = FakeClient(self.clock, self.cluster, stuck=len(self.made) < self.stuck_first)
+        stuck = len(self.made) < self.stuck_first
+        client = FakeClient(self.clock, self.cluster, stuck=stuck, blind=stuck and self.blind)
         self.made.append(client)
         return client
 
+    @property
+    def probes(self) -> int:
+        return len(self.made) - 1
+
+    def current(self) -> FakeClient:
+        """The client that last received messages (the producer's, after a renewal)."""
+        return [client for client in self.made if client.produced][-1]
+
 
 def renewing(
-    stuck_first: int, cluster: Cluster | None = None, **kwargs: Any
+    stuck_first: int, cluster: Cluster | None = None, *, blind: bool = True, **kwargs: Any
 ) -> tuple[RenewingProducer, Clients]:
     clock = ManualClock()
-    clients = Clients(clock, cluster or Cluster(), stuck_first)
+    clients = Clients(clock, cluster or Cluster(), stuck_first, blind=blind)
     return RenewingProducer(clients, clock=clock, **kwargs), clients
 
 
@@ -148,8 +171,7 @@ def test_a_healthy_client_is_never_replaced_nor_probed() -> None:
         producer.poll(1.0)
     assert producer.flush(5) == 0
     assert [n for _, n in reports] == list(range(600))
-    assert len(clients.made) == 1
-    assert clients.made[0].probes == 0
+    assert clients.probes == 0
     assert producer.renewals == []
 
 
@@ -158,33 +180,55 @@ def test_a_stuck_client_is_replaced_and_every_message_reported_once_in_order() -
     reports: list[tuple[Any, int]] = []
     send(producer, reports, range(50))
     assert producer.flush(60) == 0
-    assert len(clients.made) == 2
+    # Probed at 10 s (leaders seen), again at 15 s (seen for half a stall): that one takes over.
+    assert clients.probes == 2
     assert clients.made[0].purged
     # Every message went again through the new client, in produce order, each reported once
     # and without the purged client's error.
-    assert clients.made[1].produced == [str(n).encode() for n in range(50)]
+    assert clients.current() is clients.made[2]
+    assert clients.made[2].produced == [str(n).encode() for n in range(50)]
     assert reports == [(None, n) for n in range(50)]
     assert len(producer.renewals) == 1
     assert producer.renewals[0].resent == 50
-    assert 10.0 <= producer.renewals[0].stalled_s < 11.5
+    assert 15.0 <= producer.renewals[0].stalled_s < 16.5
 
 
-def test_no_renewal_while_a_partition_has_no_leader_or_no_broker_answers() -> None:
+def test_no_renewal_until_new_clients_have_seen_every_leader_for_half_a_stall() -> None:
     cluster = Cluster(leaders=[1, -1, 1])
     producer, clients = renewing(1, cluster, stall_s=10.0)
     reports: list[tuple[Any, int]] = []
     send(producer, reports, range(5))
     assert producer.flush(30) == 5
-    assert len(clients.made) == 1
-    assert clients.made[0].probes >= 2  # asked, every stall_s / 2, and told no
+    assert clients.probes >= 4  # asked, every stall_s / 2, and told no
     cluster.leaders = [1, 1, 1]
     cluster.up = False
     assert producer.flush(10) == 5
-    assert len(clients.made) == 1
     cluster.up = True
-    assert producer.flush(10) == 0
-    assert len(clients.made) == 2
+    probes = clients.probes
+    assert producer.flush(4) == 5  # leaders seen once: not yet
+    assert clients.probes == probes + 1
+    assert producer.renewals == []
+    assert producer.flush(10) == 0  # seen again half a stall later: renewed
+    assert len(producer.renewals) == 1
     assert [n for _, n in reports] == list(range(5))
+
+
+def test_a_stall_that_ends_forgets_the_leaders_seen_in_it() -> None:
+    cluster = Cluster()
+    producer, clients = renewing(0, cluster, stall_s=10.0)
+    reports: list[tuple[Any, int]] = []
+    cluster.up = False
+    send(producer, reports, range(3))
+    for client in clients.made:
+        client.stuck = True  # the first client waits, as a healthy one does during an outage
+    cluster.up = True
+    producer.flush(11)  # leaders seen at 10 s
+    clients.made[0].stuck = False
+    assert producer.flush(5) == 0  # the old client delivered: no renewal
+    send(producer, reports, range(3, 6))
+    clients.made[0].stuck = True
+    assert producer.flush(11) == 3  # a new stall: seen at its 10 s, not renewed on the old sight
+    assert producer.renewals == []
 
 
 def test_probes_are_spaced_so_an_outage_costs_one_metadata_request_per_half_stall() -> None:
@@ -195,16 +239,17 @@ def test_probes_are_spaced_so_an_outage_costs_one_metadata_request_per_half_stal
     for _ in range(600):  # a minute of 0.1 s polls
         producer.poll(0.1)
     # Stalled from 10 s on, asked at most every 5 s: 11 probes in the minute, not 500.
-    assert clients.made[0].probes == pytest.approx(11, abs=1)
+    assert clients.probes == pytest.approx(11, abs=1)
 
 
 def test_renewals_stop_at_the_limit_and_messages_then_stay_unacknowledged() -> None:
-    producer, clients = renewing(10, stall_s=5.0, max_renewals=2)
+    # Every client answers metadata and none delivers: a cause renewal does not cure.
+    producer, clients = renewing(100, stall_s=5.0, max_renewals=2, blind=False)
     reports: list[tuple[Any, int]] = []
     send(producer, reports, range(3))
     assert producer.flush(60) == 3
-    assert len(clients.made) == 3
     assert len(producer.renewals) == 2
+    assert clients.probes == 4  # two per renewal, then no more
     assert reports == []
 
 

@@ -91,6 +91,10 @@ def producer_config(bootstrap: str, overrides: Mapping[str, Any] | None = None) 
         "linger.ms": 50,
         "partitioner": "murmur2_random",
         "message.timeout.ms": 60_000,
+        # librdkafka backs off up to 10 s between reconnects; the feed's broker is on this
+        # host, so a retry a second costs nothing and the feed resumes within a second of a
+        # broker's return (which k2.feed.renewal's stall test relies on).
+        "reconnect.backoff.max.ms": 1_000,
     }
     config.update(overrides or {})
     return config

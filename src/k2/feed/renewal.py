@@ -7,13 +7,17 @@ metadata does not bring it back: its messages wait until `message.timeout.ms` an
 the broker is up and names a leader. Measured in K2's restart-kafka fault: 3 runs of 12.
 
 The feed is the test's load generator, and a lost trade there fails a test about the pipeline.
-So `RenewingProducer` keeps every unacknowledged message, and when the oldest has waited
-`stall_s` while a fresh metadata request names a leader for every partition of its topics (the
-broker is up; only the client is stuck, for one partition or all), it purges the stuck client,
-makes a new one and sends those messages again, in their order. A message the old client had
-in flight may then be in Kafka twice; K2's consumer drops repeated message ids, and the ledger
-still records each trade once (only the live client's reports count). Every renewal is logged
-and kept in `renewals`, so a run shows it happened.
+So `RenewingProducer` keeps every unacknowledged message. When the oldest has waited `stall_s`,
+it asks a new client of the same configuration for its topics' leaders, every `stall_s / 2`.
+The stuck client is not asked: its own view is the suspect (in one run of twelve it never
+named the leaders, or never answered, although the broker had been up for fifty seconds).
+Once new clients have named a leader for every partition for `stall_s / 2` (the broker is up
+and past its start-up, where even a healthy client still waits for its producer id), the
+latest of them replaces the stuck one: the stuck client is purged and the kept messages are
+sent again through the new one, in their order. A message the old client had in flight may
+then be in Kafka twice; K2's consumer drops repeated message ids, and the ledger still records
+each trade once (only the live client's reports count). Every renewal is logged and kept in
+`renewals`, and every probe's answer is logged, so a run shows what was seen.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from k2.feed.producer import DeliveryCallback
 log = logging.getLogger(__name__)
 
 STALL_S: Final = 10.0
-"""A message unacknowledged this long is a stall worth a metadata request.
-A healthy client reconnects to a restarted broker within librdkafka's 10 s reconnect backoff
-and delivers its queue at once; the renewal itself is harmless when this fires early."""
-PROBE_TIMEOUT_S: Final = 1.0
-"""The metadata request blocks the sending thread; while the broker is down it waits all of
-this, once per `stall_s / 2`."""
+"""A message unacknowledged this long is a stall worth a metadata request. A healthy client
+delivers within its reconnect backoff (1 s at most in the feed's configuration) of the broker's
+return; the confirmation span of `stall_s / 2` covers its producer-id wait after that, and a
+renewal that comes early anyway costs a few repeated messages, not a lost one."""
+PROBE_TIMEOUT_S: Final = 2.0
+"""A new client's connection and metadata request block the sending thread; while the broker
+is down the probe waits all of this, once per `stall_s / 2`."""
 MAX_RENEWALS: Final = 3
 """A client that stalls again after this many new ones has a cause renewal does not cure: its
 messages then time out and fail the run as they would without renewal."""
@@ -62,7 +67,7 @@ class RenewableProducer(Protocol):
         ...
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
-        """A fresh Metadata response (ClusterMetadata); raises KafkaException on timeout."""
+        """A Metadata response (ClusterMetadata); raises KafkaException on timeout."""
         ...
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
@@ -119,6 +124,8 @@ class RenewingProducer:
         self._generation = 0
         self._waiting: dict[int, _Waiting] = {}  # in produce order: the first is the oldest
         self._next_probe_at = 0.0
+        self._leaders_since: float | None = None
+        """When new clients began to name every leader in this stall (None: not yet)."""
         self.renewals: list[Renewal] = []
 
     def produce(
@@ -172,31 +179,41 @@ class RenewingProducer:
             return
         now = self._clock()
         oldest = next(iter(self._waiting.values()))
-        if now - oldest.since < self._stall_s or now < self._next_probe_at:
+        if now - oldest.since < self._stall_s:
+            self._leaders_since = None
+            return
+        if now < self._next_probe_at:
             return
         self._next_probe_at = now + self._stall_s / 2
-        topics = {waiting.topic for waiting in self._waiting.values()}
-        if all(self._has_leaders(topic) for topic in topics):
-            self._renew(now - oldest.since)
+        topics = sorted({waiting.topic for waiting in self._waiting.values()})
+        probe = self._make()
+        answers = (_missing_leader(probe, topic, self._probe_timeout_s) for topic in topics)
+        missing = next(filter(None, answers), None)
+        stalled_s = now - oldest.since
+        if missing is not None:
+            self._leaders_since = None
+            log.info("k2-feed: no ack for %.1f s; a new client sees %s", stalled_s, missing)
+            return
+        if self._leaders_since is None:
+            self._leaders_since = now
+        seen_s = now - self._leaders_since
+        log.info(
+            "k2-feed: no ack for %.1f s; new clients have seen every leader of %s for %.1f s",
+            stalled_s,
+            ", ".join(topics),
+            seen_s,
+        )
+        if seen_s >= self._stall_s / 2:
+            self._renew(probe, stalled_s)
 
-    def _has_leaders(self, topic: str) -> bool:
-        """True if a fresh Metadata response names a leader for every partition of `topic`."""
-        try:
-            metadata = self._client.list_topics(topic, timeout=self._probe_timeout_s)
-        except Exception:  # KafkaException: no broker answered; the outage goes on
-            return False
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            return False
-        return all(p.error is None and p.leader >= 0 for p in found.partitions.values())
-
-    def _renew(self, stalled_s: float) -> None:
+    def _renew(self, new: RenewableProducer, stalled_s: float) -> None:
         old, resend = self._client, sorted(self._waiting.items())
         self._generation += 1
         old.purge(in_queue=True, in_flight=True, blocking=False)
         old.poll(0)  # serves the purge reports, which the generation check ignores
-        self._client = self._make()
+        self._client = new
         self._waiting = {}
+        self._leaders_since = None
         now = self._clock()
         for ident, waiting in resend:
             again = dataclasses.replace(waiting, since=now)
@@ -209,9 +226,25 @@ class RenewingProducer:
         renewal = Renewal(at=now, stalled_s=round(stalled_s, 2), resent=len(resend))
         self.renewals.append(renewal)
         log.warning(
-            "k2-feed: a message unacknowledged for %.1f s while every partition of %s has a "
-            "leader (librdkafka#5430); replaced the Kafka producer and sent %d messages again",
+            "k2-feed: a message unacknowledged for %.1f s while a new client sees a leader for "
+            "every partition of %s (librdkafka#5430); replaced the Kafka producer and sent %d "
+            "messages again",
             stalled_s,
             ", ".join(sorted({w.topic for _, w in resend})),
             len(resend),
         )
+
+
+def _missing_leader(client: RenewableProducer, topic: str, timeout_s: float) -> str | None:
+    """What `client`'s metadata for `topic` lacks for a renewal; None: it names every leader."""
+    try:
+        metadata = client.list_topics(topic, timeout=timeout_s)
+    except Exception as exc:  # KafkaException: no broker answered; the outage goes on
+        return f"no broker answer in {timeout_s:.0f} s ({exc})"
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return f"no partitions of {topic} ({None if found is None else found.error})"
+    for number, partition in sorted(found.partitions.items()):
+        if partition.error is not None or partition.leader < 0:
+            return f"{topic}[{number}] without a leader ({partition.error})"
+    return None
