@@ -9,7 +9,7 @@ the broker is up and names a leader. Measured in K2's restart-kafka fault: 3 run
 The feed is the test's load generator, and a lost trade there fails a test about the pipeline.
 So `RenewingProducer` keeps every unacknowledged message. When the oldest has waited `stall_s`,
 it asks a new client of the same configuration for its topics' leaders, every `stall_s / 2`.
-The stuck client is not asked: its own view is the suspect (in one run of twelve it never
+The stuck client is not asked: its own view is the suspect (in one run of ten it never
 named the leaders, or never answered, although the broker had been up for fifty seconds).
 Once new clients have named a leader for every partition for `stall_s / 2` (the broker is up
 and past its start-up, where even a healthy client still waits for its producer id), the
