@@ -69,6 +69,7 @@ def gate(workers: int = 1, cpus: float | None = None) -> dict[str, Any]:
         **_counts(suite),
     }
     if proc.returncode != 0 or suite is None:
+        result["failed"] = _failures(suite)
         result["output_tail"] = (proc.stdout + proc.stderr)[-TAIL_CHARS:]
         return result
     result["where"] = where_it_went(suite, ARTIFACTS)
@@ -114,6 +115,20 @@ def _junit_suite(artifacts: Path) -> ET.Element | None:
     path = artifacts / "junit.xml"
     # The junit.xml the gate itself just wrote, not untrusted input.
     return ET.parse(path).getroot().find("testsuite") if path.exists() else None  # noqa: S314
+
+
+def _failures(suite: ET.Element | None) -> list[dict[str, str]]:
+    """Each failed or erroring test of a run and the first lines of its message (why red)."""
+    if suite is None:
+        return []
+    return [
+        {
+            "test": case.get("name", "?"),
+            "message": "\n".join((problem.get("message") or "").splitlines()[:3]),
+        }
+        for case in suite.iter("testcase")
+        for problem in (*case.findall("failure"), *case.findall("error"))
+    ]
 
 
 def _counts(suite: ET.Element | None) -> dict[str, Any]:
