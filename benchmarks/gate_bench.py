@@ -101,6 +101,7 @@ def headroom(artifacts: Path) -> dict[str, Any]:
         "fault_recovery_of_plan": round(complete / RECOVERY_ALLOWANCE_S, 2),
         "not_ready_worst_s": unready,
         "not_ready_of_allowed": round(unready / UNREADY_DEADLINE_S, 2),
+        "freshness_slo_s": slo,
         "freshness_p99_worst_s": round(p99, 3),
         "freshness_p99_of_slo": round(p99 / slo, 2),
     }
@@ -187,7 +188,6 @@ def main() -> None:
         "limits": {
             "fault_recovery_plan_s": RECOVERY_ALLOWANCE_S,
             "not_ready_allowed_s": UNREADY_DEADLINE_S,
-            "freshness_slo_s": DEFAULT_FRESHNESS_SLO_S,
         },
     }
     if args.repeats:
