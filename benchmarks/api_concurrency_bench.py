@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import Endpoints, api_served, poll_until, unique_symbols
+from tests.e2e.utils.hops import Endpoints, api_served, unique_symbols
 from tests.e2e.utils.performance_monitor import Percentiles
+from tests.e2e.utils.polling import poll_until
 
 from benchmarks.machine import describe, write_results
 from k2.feed import open_feed

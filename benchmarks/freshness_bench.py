@@ -34,9 +34,10 @@ from typing import Any
 
 import httpx
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import Endpoints, api_total, poll_until, unique_symbols
+from tests.e2e.utils.hops import Endpoints, api_total, unique_symbols
 from tests.e2e.utils.performance_monitor import RunResult
 from tests.e2e.utils.pipeline_watch import PipelineWatch
+from tests.e2e.utils.polling import poll_until
 from tests.e2e.utils.run_costs import CostMeter
 
 from benchmarks.machine import describe, write_results

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from e2e_stack.engine import Engine
+from e2e_stack.preflight import active
 from e2e_stack.project import ComposeProject
 from e2e_stack.readiness import ContainerState, Verdict, strategies
 
@@ -49,9 +51,23 @@ def ready_states(project: ComposeProject) -> dict[str, ContainerState] | None:
     """Every service's state when all of the project's profiles are ready now, else None.
 
     The caller adopts the stack with these states (its ports), so reuse observes it once.
+    The project's own model (a compose call, cached on the project for later users) and the
+    look at its containers (two docker calls) are independent and mostly wait on the CLI:
+    they run at once, on the services the all-profiles model activates. Any service the
+    model names that the look did not find makes the stack not reusable.
     """
-    chosen = strategies(project.config)
-    states = project.engine.observe(sorted(chosen))
-    if all(chosen[name].judge(state)[0] is Verdict.READY for name, state in states.items()):
-        return states
+    everything = project.everything()
+    services = sorted(
+        name for name, spec in everything["services"].items() if active(spec, project.profiles)
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        model = pool.submit(lambda: project.config)
+        states = project.engine.observe(services)
+        chosen = strategies(model.result())
+    judged = {name: states.get(name) for name in chosen}
+    if all(
+        state is not None and chosen[name].judge(state)[0] is Verdict.READY
+        for name, state in judged.items()
+    ):
+        return {name: state for name, state in judged.items() if state is not None}
     return None

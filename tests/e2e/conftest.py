@@ -13,16 +13,23 @@ never reach `stack_manager`, so the tests built on them alone can be marked `ope
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from e2e_stack import Deployment, Settings, StackManager, Target
-from k2.feed.pool import FeedPool
 from tests.e2e.k2_plugin import PERFORMANCE
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import Endpoints
 from tests.e2e.utils.performance_monitor import PerformanceMonitor
+
+if TYPE_CHECKING:
+    # Imported where a fixture needs them: httpx (its CLI pulls in rich, since rich is
+    # installed) and the Kafka and registry clients (OAuth and crypto libraries) took 0.35 s
+    # of every run's start-up, measured, before the first test of a run that uses none.
+    import httpx
+
+    from k2.feed.pool import FeedPool
+    from tests.e2e.utils.hops import Endpoints
 
 API_SERVICE = "k2-query-api"
 API_PORT = 8000
@@ -95,6 +102,8 @@ async def api_client(
     service (the development key, which only that file states); against a target, from
     its file.
     """
+    import httpx
+
     async with httpx.AsyncClient(
         base_url=endpoints.api_url, headers={"X-API-Key": api_key(deployment)}, timeout=30.0
     ) as client:
@@ -110,12 +119,16 @@ def api_key(deployment: Deployment) -> str:
 @pytest.fixture
 def endpoints(deployment: Deployment) -> Endpoints:
     """Where the running K2's services are, from this machine (fresh after restarts)."""
+    from tests.e2e.utils.hops import Endpoints
+
     return Endpoints.of(deployment)
 
 
 @pytest.fixture
 def api(endpoints: Endpoints, deployment: Deployment) -> Iterator[httpx.Client]:
     """A blocking API client with the key, for polling from threads and plain tests."""
+    import httpx
+
     with httpx.Client(
         base_url=endpoints.api_url, headers={"X-API-Key": api_key(deployment)}, timeout=30
     ) as client:
@@ -131,6 +144,9 @@ def e2e_cpus(stack_settings: Settings) -> float | None:
 @pytest.fixture(scope="session")
 def feed_pool(request: pytest.FixtureRequest, stack_target: Target | None) -> Iterator[FeedPool]:
     """The feed's worker processes, connected once for the session (see k2.feed.pool)."""
+    from k2.feed.pool import FeedPool
+    from tests.e2e.utils.hops import Endpoints
+
     endpoints = Endpoints.of(_deployment(request, stack_target))
     with FeedPool(endpoints.bootstrap, endpoints.registry_url) as pool:
         yield pool

@@ -41,9 +41,9 @@ from tests.e2e.utils.hops import (
     expect_arrival,
     iceberg_records,
     kafka_records,
-    poll_until,
     unique_symbols,
 )
+from tests.e2e.utils.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 ARRIVAL_DEADLINE_S = 90.0

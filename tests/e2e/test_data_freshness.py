@@ -20,16 +20,10 @@ from k2.feed.pool import FeedPool
 from k2.model.names import ICEBERG_TABLE
 from tests.e2e.utils.data_validator import assert_hops, compare, from_trade
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import (
-    Endpoints,
-    api_records,
-    api_total,
-    expect_arrival,
-    poll_until,
-    unique_symbols,
-)
+from tests.e2e.utils.hops import Endpoints, api_records, api_total, expect_arrival, unique_symbols
 from tests.e2e.utils.performance_monitor import PerformanceMonitor, RunResult
 from tests.e2e.utils.pipeline_watch import PipelineWatch
+from tests.e2e.utils.polling import poll_until
 from tests.e2e.utils.run_costs import CostMeter
 
 pytestmark = [

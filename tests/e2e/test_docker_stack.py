@@ -42,7 +42,7 @@ from e2e_stack.target import describe
 from e2e_stack.waiting import wait_until_ready
 from tests.e2e.k2_plugin import KAFKA_PORT_VARIABLE
 from tests.e2e.utils.docker_manager import E2EDockerManager
-from tests.e2e.utils.hops import poll_until
+from tests.e2e.utils.polling import poll_until
 from tests.e2e.utils.stacks import throwaway_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]

@@ -43,9 +43,9 @@ from tests.e2e.utils.hops import (
     api_trades,
     expect_arrival,
     iceberg_records,
-    poll_until,
     unique_symbols,
 )
+from tests.e2e.utils.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -37,7 +37,6 @@ from tests.e2e.utils.data_validator import (
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-T = TypeVar("T")
 API_PAGE = 10_000
 
 
@@ -45,36 +44,6 @@ def unique_symbols(count: int, quote: str = "USDT") -> list[str]:
     """Symbols no other test uses, so each test's data is its own."""
     rng = random.Random(uuid.uuid4().int)
     return sorted({"".join(rng.choices(string.ascii_uppercase, k=6)) + quote for _ in range(count)})
-
-
-def poll_until(
-    probe: Callable[[], T],
-    done: Callable[[T], bool],
-    deadline_s: float,
-    what: str,
-    interval_s: float = 0.2,
-    guard: Callable[[], None] | None = None,
-) -> T:
-    """Call `probe` until `done(result)`; on timeout fail with the last result seen.
-
-    `guard`, if given, runs about once a second and raises when waiting is pointless (a
-    service of the stack is down), so a broken pipeline fails in seconds.
-    """
-    end = time.monotonic() + deadline_s
-    next_guard = time.monotonic()
-    last = probe()
-    while not done(last):
-        now = time.monotonic()
-        if now > end:
-            raise AssertionError(
-                f"timed out after {deadline_s:.0f}s waiting for {what}; last seen: {last!r:.1500}"
-            )
-        if guard is not None and now >= next_guard:
-            guard()
-            next_guard = now + 1.0
-        time.sleep(interval_s)
-        last = probe()
-    return last
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from pyiceberg.table import Table
 
 from k2.consumer.offsets import OffsetsCorruptError, snapshot_offsets
 from k2.model import TOPIC
-from tests.e2e.utils.hops import api_total_at, poll_until
+from tests.e2e.utils.hops import api_total_at
+from tests.e2e.utils.polling import poll_until
 
 API_INTERVAL_S: Final = 0.06
 """Pause between two API polls: visibility is timed to about this (plus a request)."""
