@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from tests.e2e.k2_plugin import plugin_ini
 from benchmarks.machine import describe, head_commit, write_results
 from e2e_stack import Engine, free_port
 from e2e_stack.reuse import reuse_project_name
+from e2e_stack.state import RUNS_DIR
 from e2e_stack.sweep import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,7 +246,11 @@ def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
         sys.exit(f"reusable stacks already up ({', '.join(sorted(existing))}): remove them first")
     warmup = layer_first_test(env_dir, "--e2e-reuse")
     runs = [layer_first_test(env_dir, "--e2e-reuse") for _ in range(repeats)]
-    engine.remove([r for r in engine.resources() if r.project.startswith(reused_prefix)])
+    kept = [r for r in engine.resources() if r.project.startswith(reused_prefix)]
+    engine.remove(kept)
+    for project in {r.project for r in kept}:
+        # The kept stack's variables and labels, which a later --e2e-reuse would adopt.
+        shutil.rmtree(ROOT / RUNS_DIR / project, ignore_errors=True)
     return {
         "first_run_starting_it": warmup,
         "runs": runs,
