@@ -10,7 +10,9 @@ within a run):
 - per profile, time to first test through the E2E layer (pytest launch to the first test
   body, fresh stack) against that plain `up --wait`, interleaved run by run (goal ratio
   <= 1.0), with where the layer's time went (pytest start-up, collection, fixtures);
-- time to first test with `--e2e-reuse` on a stack that is already up (goal <= 1 s).
+- time to first test with `--e2e-reuse` on a stack that is already up (goal <= 1 s), for a
+  plugin test on the minimal profile and, beside it, for a K2 test that feeds trades (full
+  profile), whose module imports the Kafka, registry and HTTP clients.
 
     python -m benchmarks.stack_bench [--cold] [--repeats 3]
 """
@@ -53,6 +55,12 @@ FIXTURES_SHOWN = 6
 FIRST_TEST = (
     "tests/e2e/test_docker_stack.py::test_minimal_profile_selects_exactly_the_infrastructure"
 )
+FEEDING_TEST = (
+    "tests/e2e/test_complete_pipeline.py::"
+    "test_time_range_and_limit_return_exactly_the_expected_slice_newest_first"
+)
+"""A K2 test that feeds trades and reads the API (full profile): its module imports the Kafka,
+registry and HTTP clients, which FIRST_TEST's does not, so reuse is timed on both."""
 
 
 def _timed(args: list[str], **kwargs: Any) -> float:
@@ -154,7 +162,9 @@ def warm_bytecode_caches() -> dict[str, Any]:
     }
 
 
-def layer_first_test(env_dir: Path, *extra: str, profile: str = "minimal") -> dict[str, Any]:
+def layer_first_test(
+    env_dir: Path, *extra: str, profile: str = "minimal", test: str = FIRST_TEST
+) -> dict[str, Any]:
     """Launch pytest on one stack test; seconds until its body starts, and the whole run."""
     mark = env_dir / f"first-{uuid.uuid4().hex[:8]}"
     env = _pytest_env()
@@ -174,7 +184,7 @@ def layer_first_test(env_dir: Path, *extra: str, profile: str = "minimal") -> di
             "-p",
             "no:cacheprovider",
             *extra,
-            FIRST_TEST,
+            test,
         ],
         cwd=ROOT,
         env=env,
@@ -233,7 +243,9 @@ def startup(repeats: int, env_dir: Path, profile: str = "minimal") -> dict[str, 
     }
 
 
-def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
+def reuse(
+    repeats: int, env_dir: Path, test: str = FIRST_TEST, profile: str = "minimal"
+) -> dict[str, Any]:
     """`--e2e-reuse`: one run to start and keep the stack, then timed runs that reuse it.
 
     A reusable stack that was already up would make the first run a reuse too, and removing
@@ -244,14 +256,21 @@ def reuse(repeats: int, env_dir: Path) -> dict[str, Any]:
     existing = {r.project for r in engine.resources() if r.project.startswith(reused_prefix)}
     if existing:
         sys.exit(f"reusable stacks already up ({', '.join(sorted(existing))}): remove them first")
-    warmup = layer_first_test(env_dir, "--e2e-reuse")
-    runs = [layer_first_test(env_dir, "--e2e-reuse") for _ in range(repeats)]
-    kept = [r for r in engine.resources() if r.project.startswith(reused_prefix)]
-    engine.remove(kept)
-    for project in {r.project for r in kept}:
-        # The kept stack's variables and labels, which a later --e2e-reuse would adopt.
-        shutil.rmtree(ROOT / RUNS_DIR / project, ignore_errors=True)
+    try:
+        warmup = layer_first_test(env_dir, "--e2e-reuse", profile=profile, test=test)
+        runs = [
+            layer_first_test(env_dir, "--e2e-reuse", profile=profile, test=test)
+            for _ in range(repeats)
+        ]
+    finally:
+        kept = [r for r in engine.resources() if r.project.startswith(reused_prefix)]
+        engine.remove(kept)
+        for project in {r.project for r in kept}:
+            # The kept stack's variables and labels, which a later --e2e-reuse would adopt.
+            shutil.rmtree(ROOT / RUNS_DIR / project, ignore_errors=True)
     return {
+        "test": test,
+        "profile": profile,
         "first_run_starting_it": warmup,
         "runs": runs,
         "median_time_to_first_test_s": _median(runs, "time_to_first_test_s"),
@@ -284,6 +303,7 @@ def main() -> None:
         profile: startup(args.repeats, env_dir, profile) for profile in args.profiles
     }
     results["reuse"] = reuse(args.repeats, env_dir)
+    results["reuse_feeding_test"] = reuse(args.repeats, env_dir, FEEDING_TEST, "full")
     write_results(args.output, results)
     print(json.dumps(results, indent=2))
 
