@@ -292,6 +292,7 @@ def stack_manager(
     stack_settings: Settings,
     stack_project: ComposeProject,
     stack_preflight: dict[str, Any],
+    stack_run_dir: Path,
     docker_setup: str | list[str],
     docker_cleanup: str | list[str],
 ) -> Iterator[StackManager]:
@@ -335,7 +336,13 @@ def stack_manager(
     for name in remove_unused(stack_settings.project_prefix):
         say(f"e2e-stack: removed unused CPU-limit cgroup {name}")
     manager = StackManager(
-        project, docker_setup, docker_cleanup, order, keep=stack_settings.keep, say=say
+        project,
+        docker_setup,
+        docker_cleanup,
+        order,
+        keep=stack_settings.keep,
+        say=say,
+        run_dir=stack_run_dir,
     )
     if reusable is not None:
         manager.adopt(start, reusable)

@@ -125,6 +125,9 @@ class StackManager:
         order: the profiles the stack may grow through, smallest first.
         keep: leave the stack running at the end (keep/reuse).
         say: where progress lines go (the terminal).
+        run_dir: the run's generated files (variables, labels overlay). A kept stack's
+            remove command deletes it too: left behind, the next `--e2e-reuse` would start a
+            new stack with a removed one's labels and variables.
     """
 
     def __init__(
@@ -135,8 +138,10 @@ class StackManager:
         order: Sequence[str],
         keep: bool = False,
         say: Callable[[str], None] = print,
+        run_dir: Path | None = None,
     ) -> None:
         self.project = project
+        self.run_dir = run_dir
         self._setup = _as_list(setup)
         self._cleanup = _as_list(cleanup)
         self.order = tuple(order)
@@ -379,6 +384,8 @@ class StackManager:
         with contextlib.suppress(EngineError):
             lines += [f"  {service:<18} {address}" for service, address in self.endpoints().items()]
         remove = " ".join(part for part in (base, profiles, "down -v") if part)
+        if self.run_dir is not None:
+            remove += f" && rm -rf {shlex.quote(str(self.run_dir))}"
         lines += [f"  inspect: {base} ps", f"  remove:  {remove}"]
         return "\n".join(lines)
 
@@ -413,4 +420,6 @@ def labelled_stack(
     )
     for number, overlay in enumerate(overlays):
         project = project.with_overlay(write_overlay(run_dir / f"overlay-{number}.json", overlay))
-    return StackManager(project, DEFAULT_SETUP, DEFAULT_CLEANUP, growth_order(everything))
+    return StackManager(
+        project, DEFAULT_SETUP, DEFAULT_CLEANUP, growth_order(everything), run_dir=run_dir
+    )

@@ -36,7 +36,7 @@ from e2e_stack.headstart import Headstart
 from e2e_stack.preflight import PreflightError, run_all
 from e2e_stack.project import overlay_labels
 from e2e_stack.readiness import strategies
-from e2e_stack.state import RunState
+from e2e_stack.state import RUNS_DIR, RunState
 from e2e_stack.sweep import leftovers
 from e2e_stack.target import describe
 from e2e_stack.waiting import wait_until_ready
@@ -363,7 +363,8 @@ def test_reuse_keeps_the_stack_and_a_second_run_adopts_it_untouched(
     """--e2e-reuse: a first run starts the stack and leaves it up; the next one adopts it.
 
     As a developer iterates: the second run (same files, variables and images) runs its test
-    on those very containers, none started, stopped or restarted.
+    on those very containers, none started, stopped or restarted; the remove command it
+    prints then leaves nothing behind, its run directory included.
 
     The nested runs get a project prefix of their own, so a developer's reused stack on this
     engine is never adopted, nor removed at the end; they run without the slow mode's CPU
@@ -413,11 +414,21 @@ def test_reuse_keeps_the_stack_and_a_second_run_adopts_it_untouched(
         assert all(labels == written for labels in carried.values()), (
             f"the second run relabelled the reused stack: {written} vs {carried}"
         )
+
+        # The remove command the run printed takes the stack and its run directory (whose
+        # labels and variables a later reuse would otherwise adopt for a new stack).
+        [remove] = [
+            line.split("remove:", 1)[1] for line in second.splitlines() if "remove:" in line
+        ]
+        done = subprocess.run(["bash", "-c", remove], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not [r for r in engine.resources() if r.project == project], remove
+        assert not stack_state.run_dir(root, project).exists(), remove
     finally:
         ours = [r for r in engine.resources() if r.project.startswith(prefix)]
         engine.remove(ours)
-        for name in {r.project for r in ours}:
-            shutil.rmtree(stack_state.run_dir(root, name), ignore_errors=True)
+        for directory in (root / RUNS_DIR).glob(f"{prefix}-*"):
+            shutil.rmtree(directory, ignore_errors=True)
     assert not [r for r in engine.resources() if r.project.startswith(prefix)]
 
 

@@ -681,6 +681,22 @@ def test_setup_and_cleanup_take_pytest_dockers_string_or_list_forms() -> None:
     assert (many._setup, many._cleanup) == (["up -d", "ps"], ["down -v"])
 
 
+def test_a_kept_stacks_remove_command_also_deletes_its_run_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = ComposeProject.from_fixtures("docker compose", "s.yml", "demo-3", ROOT)
+    run_dir = tmp_path / "runs" / "demo 3"
+    manager = StackManager(project, "up -d", "down -v", ("p",), keep=True, run_dir=run_dir)
+    monkeypatch.setattr(manager, "endpoints", dict)
+
+    remove = next(line for line in manager.how_to_reach().splitlines() if "remove:" in line)
+
+    assert remove.endswith(f"--profile p down -v && rm -rf '{run_dir}'"), remove
+    without = StackManager(project, "up -d", "down -v", ("p",), keep=True)
+    monkeypatch.setattr(without, "endpoints", dict)
+    assert without.how_to_reach().endswith("--profile p down -v")
+
+
 def test_engine_health_times_are_read_to_the_microsecond() -> None:
     from e2e_stack.engine import _state_of
 
