@@ -36,7 +36,7 @@ from tests.e2e.k2_plugin import plugin_ini
 from benchmarks.machine import describe, head_commit, write_results
 from e2e_stack import Engine, free_port
 from e2e_stack.reuse import reuse_project_name
-from e2e_stack.state import RUNS_DIR
+from e2e_stack.state import project_run_dir
 from e2e_stack.sweep import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,7 +267,7 @@ def reuse(
         engine.remove(kept)
         for project in {r.project for r in kept}:
             # The kept stack's variables and labels, which a later --e2e-reuse would adopt.
-            shutil.rmtree(ROOT / RUNS_DIR / project, ignore_errors=True)
+            shutil.rmtree(project_run_dir(ROOT, project), ignore_errors=True)
     return {
         "test": test,
         "profile": profile,

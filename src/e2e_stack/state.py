@@ -28,6 +28,11 @@ RUNS_DIR: Final = Path(".e2e-stack")
 """Under the rootdir: each run's generated files (variables file, labels overlay)."""
 
 
+def project_run_dir(root: Path, project_name: str) -> Path:
+    """Where a project's generated files go, under the rootdir `root`."""
+    return root / RUNS_DIR / project_name
+
+
 @dataclass
 class Findings:
     """What the end-of-run summary reports besides the stack table."""
@@ -63,7 +68,7 @@ class RunState:
 
     def run_dir(self, root: Path, project_name: str) -> Path:
         """Where a project's generated files go."""
-        return root / RUNS_DIR / project_name
+        return project_run_dir(root, project_name)
 
 
 STATE: Final = pytest.StashKey[RunState]()

@@ -19,7 +19,7 @@ from e2e_stack.engine import Engine
 from e2e_stack.identity import LabelKeys, RunIdentity
 from e2e_stack.manager import labelled_stack
 from e2e_stack.preflight import publish_address
-from e2e_stack.state import RUNS_DIR
+from e2e_stack.state import project_run_dir
 from tests.e2e.k2_plugin import REPO_ROOT, plugin_ini, stack_variables
 
 OVERRIDE_FILE = "docker-compose.e2e.override.yml"
@@ -105,7 +105,7 @@ def _standalone(compose_file: Path, cgroup_parent: str | None) -> tuple[StackMan
     identity = RunIdentity.current()
     # The prefix and labels pyproject.toml gives the plugin: the sweep covers this stack too.
     name = identity.project_name(plugin_ini()["e2e_project_prefix"])
-    run_dir = REPO_ROOT / RUNS_DIR / name
+    run_dir = project_run_dir(REPO_ROOT, name)
     # The plugin's setting, read as pytest would read its variable (PreflightError if unset
     # for a remote engine).
     variable = f"{plugin_ini()['e2e_env_prefix']}_PUBLISH_ADDRESS"
